@@ -1,0 +1,582 @@
+//! The state document: what the simulated cluster looks like after a scenario ran.
+//!
+//! Nodes, Services, Pods and EndpointSlices use Kubernetes' own object shapes (field names and
+//! nesting as `kubectl get -o yaml` prints them) so that the document diffs against a real
+//! cluster. `components`, `network`, `capacity` and `events` are knetsim's own sections.
+//!
+//! Every collection that is written out is ordered (`BTreeMap` by name, or `Vec` in the order
+//! things happened), which is what makes output byte-identical from run to run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use knetsim_ipam::Family;
+use knetsim_model::KubeVersion;
+use serde::{Serialize, Serializer};
+
+/// `namespace/name`, ordered by namespace then name, as `kubectl get -A` lists objects.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NamespacedName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl NamespacedName {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        NamespacedName {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for NamespacedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The whole simulated cluster.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterState {
+    pub name: String,
+    pub kubernetes_version: KubeVersion,
+    pub seed: u64,
+    /// Each component by binary name: whether it started, its effective flags, and what it
+    /// logged if it did not.
+    pub components: BTreeMap<String, ComponentStatus>,
+    /// The effective network configuration the components agreed on.
+    pub network: NetworkConfig,
+    /// Headroom per family.
+    pub capacity: BTreeMap<Family, FamilyCapacity>,
+    pub namespaces: BTreeSet<String>,
+    #[serde(serialize_with = "values")]
+    pub nodes: BTreeMap<String, Node>,
+    #[serde(serialize_with = "values")]
+    pub services: BTreeMap<NamespacedName, Service>,
+    #[serde(serialize_with = "values")]
+    pub endpoint_slices: BTreeMap<NamespacedName, EndpointSlice>,
+    #[serde(serialize_with = "values")]
+    pub pods: BTreeMap<NamespacedName, Pod>,
+    /// What the control plane reported, in the order it happened.
+    pub events: Vec<Event>,
+}
+
+fn values<K, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(map.values())
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One component (kube-apiserver, kube-controller-manager, kubelet, kube-proxy, …).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub started: bool,
+    /// Effective flags: what the scenario set, plus the defaults knetsim applied for the
+    /// flags it models, as `--flag=value` would spell them.
+    pub flags: BTreeMap<String, String>,
+    /// The error the component would log and exit with, word for word, if it did not start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The controller whose start failed (kube-controller-manager's `controller=` log field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
+    /// Warnings the component would log while starting (deprecated defaults, ignored flags).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The network configuration in effect, per family, in the order the flags listed them.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkConfig {
+    /// The cluster's IP families, primary first (the family of the first service CIDR).
+    pub ip_families: Vec<Family>,
+    /// kube-apiserver `--service-cluster-ip-range`, masked.
+    pub service_cidrs: Vec<IpNet>,
+    /// kube-controller-manager `--cluster-cidr`, masked.
+    pub cluster_cidrs: Vec<IpNet>,
+    /// Node mask size for each cluster CIDR, index-aligned.
+    pub node_cidr_mask_sizes: Vec<u8>,
+    /// kube-apiserver `--service-node-port-range`.
+    pub service_node_port_range: (u16, u16),
+    /// The CNI plugin that wires pods ("host-local", "kubenet", "calico").
+    pub cni: String,
+    /// kube-proxy's mode ("iptables", "nftables", "ipvs").
+    pub proxy_mode: String,
+}
+
+/// Capacity of one family.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyCapacity {
+    /// Node podCIDR blocks in the cluster CIDR of this family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_cidrs: Option<PoolUsage>,
+    /// Service IPs in the service CIDR of this family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ips: Option<ServiceIpUsage>,
+    /// Pod IPs: allocatable per node (what one podCIDR or block yields) and in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_ips: Option<PodIpUsage>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolUsage {
+    pub cidr: IpNet,
+    pub block_prefix: u8,
+    pub total: u128,
+    pub used: u128,
+    pub free: u128,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceIpUsage {
+    pub cidr: IpNet,
+    /// "bitmap" (legacy) or "IPAddress" (KEP-1880 ServiceCIDR allocator).
+    pub allocator: String,
+    /// Allocatable addresses (network address, and for IPv4 broadcast, excluded).
+    pub total: u128,
+    pub used: u128,
+    pub free: u128,
+    /// Size of the static band (KEP-3070): the first addresses, preferred for user-chosen IPs.
+    pub static_band: u128,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIpUsage {
+    /// Addresses a pod can get on one node (podCIDR minus reserved addresses, or Calico block).
+    pub per_node: u128,
+    pub used: u128,
+}
+
+/// `metadata` as Kubernetes writes it (only the fields knetsim sets).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub controller: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: NodeSpec,
+    pub status: NodeStatus,
+    /// Kernel settings knetsim models for this node (forwarding sysctls), effective values.
+    #[serde(skip)]
+    pub sysctl: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    #[serde(rename = "podCIDR", skip_serializing_if = "Option::is_none")]
+    pub pod_cidr: Option<IpNet>,
+    #[serde(rename = "podCIDRs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_cidrs: Vec<IpNet>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Taint {
+    pub key: String,
+    pub effect: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub addresses: Vec<NodeAddress>,
+    pub capacity: BTreeMap<String, String>,
+    pub conditions: Vec<Condition>,
+}
+
+impl Node {
+    /// InternalIP addresses in the order the kubelet reported them (primary family first).
+    pub fn internal_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.status
+            .addresses
+            .iter()
+            .filter(|a| a.type_ == "InternalIP")
+            .map(|a| a.address)
+    }
+
+    pub fn internal_ip(&self, family: Family) -> Option<IpAddr> {
+        self.internal_ips().find(|ip| Family::of_ip(ip) == family)
+    }
+
+    pub fn pod_cidr(&self, family: Family) -> Option<IpNet> {
+        self.spec
+            .pod_cidrs
+            .iter()
+            .copied()
+            .find(|c| Family::of_net(c) == family)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// An effective sysctl value ("1"/"0"), if modelled.
+    pub fn sysctl(&self, key: &str) -> Option<&str> {
+        self.sysctl.get(key).map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub address: IpAddr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Service
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: ServiceSpec,
+    pub status: ServiceStatus,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ServicePort>,
+    /// An IP, or "None" for headless Services; absent for ExternalName.
+    #[serde(rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<String>,
+    #[serde(rename = "clusterIPs", skip_serializing_if = "Vec::is_empty")]
+    pub cluster_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ip_families: Vec<Family>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_family_policy: Option<String>,
+    /// The 1.16–1.19 alpha field, set only on those versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_family: Option<Family>,
+    #[serde(rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
+    pub external_ips: Vec<IpAddr>,
+    #[serde(rename = "loadBalancerIP", skip_serializing_if = "Option::is_none")]
+    pub load_balancer_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_balancer_source_ranges: Vec<IpNet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_traffic_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check_node_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocate_load_balancer_node_ports: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<String>,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` when affinity is ClientIP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_config: Option<SessionAffinityConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAffinityConfig {
+    #[serde(rename = "clientIP")]
+    pub client_ip: ClientIpConfig,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientIpConfig {
+    pub timeout_seconds: u32,
+}
+
+impl ServiceSpec {
+    /// The allocated cluster IPs as addresses (empty for headless and ExternalName).
+    pub fn cluster_ip_addrs(&self) -> Vec<IpAddr> {
+        self.cluster_ips
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
+    pub fn cluster_ip_of(&self, family: Family) -> Option<IpAddr> {
+        self.cluster_ip_addrs()
+            .into_iter()
+            .find(|ip| Family::of_ip(ip) == family)
+    }
+
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.as_deref() == Some("None")
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub protocol: String,
+    pub port: u16,
+    /// A number or a named container port, as `targetPort` prints.
+    pub target_port: TargetPort,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+impl Serialize for TargetPort {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TargetPort::Number(n) => s.serialize_u16(*n),
+            TargetPort::Name(n) => s.serialize_str(n),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub load_balancer: LoadBalancerStatus,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerStatus {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadBalancerIngress {
+    pub ip: IpAddr,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pod
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+    pub status: PodStatus,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub host_network: bool,
+    /// Container ports by name, for resolving named `targetPort`s.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// "Running" or "Pending".
+    pub phase: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<IpAddr>,
+    #[serde(rename = "hostIPs", skip_serializing_if = "Vec::is_empty")]
+    pub host_ips: Vec<PodIp>,
+    #[serde(rename = "podIP", skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<IpAddr>,
+    #[serde(rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<PodIp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PodIp {
+    pub ip: IpAddr,
+}
+
+impl Pod {
+    pub fn ip_of(&self, family: Family) -> Option<IpAddr> {
+        self.status
+            .pod_ips
+            .iter()
+            .map(|p| p.ip)
+            .find(|ip| Family::of_ip(ip) == family)
+    }
+    pub fn is_running(&self) -> bool {
+        self.status.phase == "Running"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EndpointSlice
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSlice {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub address_type: Family,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<EndpointPort>,
+}
+
+impl EndpointSlice {
+    /// The Service this slice belongs to (the `kubernetes.io/service-name` label).
+    pub fn service_name(&self) -> Option<&str> {
+        self.metadata
+            .labels
+            .get("kubernetes.io/service-name")
+            .map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoint {
+    pub addresses: Vec<IpAddr>,
+    pub conditions: EndpointConditions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<TargetRef>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointConditions {
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPort {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+/// Something the control plane reported: a Kubernetes Event (`CIDRNotAvailable`,
+/// `FailedScheduling`, …) or an API request the API server refused (reason `Invalid`,
+/// `AlreadyExists`, `NotFound`, …) with the message kubectl would print.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// 0 for the initial manifests and nodes; `n` for `steps[n-1]`.
+    pub step: usize,
+    /// "Normal" or "Warning".
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    pub reason: String,
+    pub involved_object: InvolvedObject,
+    /// The component that reported it.
+    pub source: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvolvedObject {
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}

@@ -1,0 +1,34 @@
+//! knetsim's input side: scenario files and Kubernetes manifests, read into a typed model.
+//!
+//! The module list below is a map of the code.
+//!
+//! - [`source`]: the files a scenario is made of ([`SourceMap`]) and the [`FileLoader`] trait
+//!   through which `path:` references are read; the crate itself never touches the filesystem.
+//! - [`diag`]: [`Diagnostic`]s (file, line, column, message, help) and their plain-text rendering.
+//! - [`yaml`]: a YAML tree in which every node carries its [`Span`], built on `saphyr-parser`
+//!   events; duplicate keys, anchors and multi-document streams are handled here.
+//! - [`version`]: [`KubeVersion`], the `kubernetesVersion` key.
+//! - [`flags`]: the flag schema of each component (name, type, whether knetsim models it) and
+//!   the merge of `key: value` maps with pasted `args:` lists.
+//! - [`objects`]: the Kubernetes objects knetsim reads (Service, Pod, workloads, Node, Namespace).
+//! - [`scenario`]: the scenario document (`name`, `kubernetesVersion`, `seed`, `cluster`, `nodes`,
+//!   `manifests`, `steps`, `expect`, `plan`).
+//! - `read`: the conversion from the YAML tree into the model, collecting every diagnostic.
+//!
+//! Errors a user can cause are [`Diagnostic`] values, never panics: [`load_scenario`] returns the
+//! model together with all warnings, or all errors at once.
+
+pub mod diag;
+pub mod flags;
+pub mod objects;
+mod read;
+pub mod scenario;
+pub mod source;
+pub mod version;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Severity};
+pub use read::{Loaded, load_manifests, load_scenario};
+pub use scenario::Scenario;
+pub use source::{FileId, FileLoader, SourceMap, Span, Spanned};
+pub use version::KubeVersion;
