@@ -61,8 +61,37 @@ pub struct ClusterState {
     pub endpoint_slices: BTreeMap<NamespacedName, EndpointSlice>,
     #[serde(serialize_with = "values")]
     pub pods: BTreeMap<NamespacedName, Pod>,
+    /// Calico IPAM state (pools and block affinities), when Calico is the CNI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calico: Option<CalicoState>,
     /// What the control plane reported, in the order it happened.
     pub events: Vec<Event>,
+}
+
+/// Calico's IPAM state, in the shapes of its own resources.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalicoState {
+    pub ip_pools: Vec<CalicoPool>,
+    /// BlockAffinity resources: which node owns which block, sorted by block.
+    pub block_affinities: Vec<BlockAffinity>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalicoPool {
+    pub name: String,
+    pub cidr: IpNet,
+    pub block_size: u8,
+    pub nat_outgoing: bool,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockAffinity {
+    pub cidr: IpNet,
+    pub node: String,
 }
 
 fn values<K, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
@@ -108,8 +137,32 @@ pub struct NetworkConfig {
     pub service_node_port_range: (u16, u16),
     /// The CNI plugin that wires pods ("host-local", "kubenet", "calico").
     pub cni: String,
-    /// kube-proxy's mode ("iptables", "nftables", "ipvs").
-    pub proxy_mode: String,
+    /// kube-proxy's effective configuration, when kube-proxy runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<ProxyConfig>,
+}
+
+/// kube-proxy's effective configuration (defaults applied for the version).
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// "iptables", "nftables" or "ipvs".
+    pub mode: String,
+    /// `--cluster-cidr`, in the order given (the local detector uses the first of each family).
+    pub cluster_cidrs: Vec<IpNet>,
+    pub masquerade_all: bool,
+    /// `--nodeport-addresses` as given ("primary" or CIDRs); empty means all local addresses.
+    pub nodeport_addresses: Vec<String>,
+    /// "ClusterCIDR", "NodeCIDR", "BridgeInterface" or "InterfaceNamePrefix".
+    pub detect_local_mode: String,
+    /// `--iptables-masquerade-bit` (default 14, mark 0x4000).
+    pub masquerade_bit: u8,
+    /// `--iptables-localhost-nodeports` (IPv4 only).
+    pub localhost_nodeports: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_bridge_interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_interface_name_prefix: Option<String>,
 }
 
 /// Capacity of one family.
