@@ -1,1 +1,85 @@
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `test`: the whole test suite — every crate's tests (nextest when installed, else
+//!   `cargo test`), doc tests, and the kernel check that loads generated rules into
+//!   `iptables-restore --test` / `ip6tables-restore --test` / `nft -c -f` inside a network
+//!   namespace of its own.
+//! - `ci`: formatting, clippy with warnings denied, then `test` (what `.ci/run` runs).
+//! - `bench`: the criterion benchmarks.
+//!
+//! xtask has no dependencies on purpose: it only runs commands.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("ci") => ci(),
+        Some("bench") => run("cargo", &["bench", "-p", "knetsim-benches"]),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci|bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed with {status}", args.join(" "))) }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+}
+
+fn ci() -> Result<(), String> {
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    test()
+}
+
+fn test() -> Result<(), String> {
+    if have("cargo-nextest") {
+        run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])?;
+    } else {
+        run("cargo", &["test", "--workspace", "--locked", "--no-fail-fast"])?;
+    }
+    run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
+    kernel_check()
+}
+
+/// Renders a ruleset for a fixture cluster and loads it into the kernel's parsers inside a
+/// fresh network namespace. Needs root and the iptables/nftables tools; on a machine without
+/// them it says what to install, and fails under CI, where `.ci/run` installs them.
+fn kernel_check() -> Result<(), String> {
+    let script = "crates/dataplane/tests/kernel-load.sh";
+    if !std::path::Path::new(script).exists() {
+        return Ok(());
+    }
+    let missing: Vec<&str> =
+        ["iptables-restore", "ip6tables-restore", "nft", "unshare"].into_iter().filter(|p| !have(p)).collect();
+    if !missing.is_empty() {
+        let msg = format!("kernel check needs {} (apt-get install -y iptables nftables util-linux)", missing.join(", "));
+        if std::env::var_os("CI").is_some() {
+            return Err(msg);
+        }
+        eprintln!("xtask: skipping the kernel check: {msg}");
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("knetsim-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir_s = dir.to_string_lossy().into_owned();
+    let r = run("cargo", &["run", "--quiet", "--locked", "-p", "knetsim", "--", "rules", "scenarios/dataplane/kernel-fixture.yaml", "--all-nodes", "--write-dir", &dir_s])
+        .and_then(|()| run("bash", &[script, &dir_s]));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}

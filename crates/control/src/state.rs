@@ -487,6 +487,8 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     #[serde(skip_serializing_if = "is_false")]
     pub host_network: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
     /// Container ports by name, for resolving named `targetPort`s.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<Container>,

@@ -1,0 +1,37 @@
+//! One module per subcommand.
+
+mod check;
+mod run;
+mod test;
+
+use std::io::Write;
+use std::path::Path;
+
+use knetsim_model::{Diagnostic, Scenario, diag, source::FsLoader};
+
+use crate::cli::{Cli, Command};
+use crate::EXIT_INVALID;
+
+pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run { file, output, summary } => run::run(&file, output, summary, out, err),
+        Command::Check { files } => check::check(&files, out, err),
+        Command::Test { paths } => test::test(&paths, out, err),
+    }
+}
+
+/// Loads a scenario, writing its diagnostics to `err`. `Err(code)` when it has errors.
+pub fn load(path: &Path, err: &mut dyn Write) -> Result<Scenario, i32> {
+    let loaded = knetsim_model::load_scenario(path, &FsLoader);
+    write_diagnostics(&loaded.sources, &loaded.diagnostics, err);
+    match loaded.value {
+        Some(s) if !loaded.diagnostics.iter().any(Diagnostic::is_error) => Ok(s),
+        _ => Err(EXIT_INVALID),
+    }
+}
+
+pub fn write_diagnostics(sources: &knetsim_model::SourceMap, diags: &[Diagnostic], err: &mut dyn Write) {
+    if !diags.is_empty() {
+        let _ = err.write_all(diag::render(sources, diags).as_bytes());
+    }
+}

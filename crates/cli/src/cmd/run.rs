@@ -1,0 +1,91 @@
+//! `knetsim run FILE`: the resulting state document.
+
+use std::io::Write;
+use std::path::Path;
+
+use knetsim_control::ClusterState;
+use serde::Serialize;
+
+use crate::cli::Output;
+use crate::render::yaml;
+use crate::EXIT_OK;
+
+pub fn run(file: &Path, output: Output, summary: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let scenario = match super::load(file, err) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let state = knetsim_control::simulate(&scenario);
+    if summary {
+        write(out, output, &Summary::of(&state))?;
+    } else {
+        write(out, output, &state)?;
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn write<T: Serialize>(out: &mut dyn Write, output: Output, value: &T) -> anyhow::Result<()> {
+    match output {
+        Output::Yaml => out.write_all(yaml::to_string(value)?.as_bytes())?,
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *out, value)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// The state without its object lists: what a large cluster's run is read for.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary<'a> {
+    name: &'a str,
+    kubernetes_version: knetsim_model::KubeVersion,
+    seed: u64,
+    components: &'a std::collections::BTreeMap<String, knetsim_control::state::ComponentStatus>,
+    network: &'a knetsim_control::state::NetworkConfig,
+    capacity: &'a std::collections::BTreeMap<knetsim_ipam::Family, knetsim_control::state::FamilyCapacity>,
+    counts: Counts,
+    events: &'a [knetsim_control::state::Event],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Counts {
+    namespaces: usize,
+    nodes: usize,
+    nodes_ready: usize,
+    services: usize,
+    services_dual_stack: usize,
+    endpoint_slices: usize,
+    endpoints: usize,
+    pods: usize,
+    pods_running: usize,
+    pods_dual_stack: usize,
+}
+
+impl<'a> Summary<'a> {
+    pub fn of(state: &'a ClusterState) -> Self {
+        Summary {
+            name: &state.name,
+            kubernetes_version: state.kubernetes_version,
+            seed: state.seed,
+            components: &state.components,
+            network: &state.network,
+            capacity: &state.capacity,
+            counts: Counts {
+                namespaces: state.namespaces.len(),
+                nodes: state.nodes.len(),
+                nodes_ready: state.nodes.values().filter(|n| n.is_ready()).count(),
+                services: state.services.len(),
+                services_dual_stack: state.services.values().filter(|s| s.spec.cluster_ips.len() == 2).count(),
+                endpoint_slices: state.endpoint_slices.len(),
+                endpoints: state.endpoint_slices.values().map(|s| s.endpoints.len()).sum(),
+                pods: state.pods.len(),
+                pods_running: state.pods.values().filter(|p| p.is_running()).count(),
+                pods_dual_stack: state.pods.values().filter(|p| p.status.pod_ips.len() == 2).count(),
+            },
+            events: &state.events,
+        }
+    }
+}

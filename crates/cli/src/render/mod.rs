@@ -1,0 +1,3 @@
+//! Renderers: the edge where values become text.
+
+pub mod yaml;

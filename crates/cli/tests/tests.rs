@@ -1,0 +1,7 @@
+//! The CLI, run in-process over the repository's scenarios.
+//!
+//! One integration-test binary for the crate (one link step on a slow machine); each area is
+//! a module.
+
+mod harness;
+mod scenarios;

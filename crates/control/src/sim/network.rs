@@ -1,0 +1,323 @@
+//! What each node's CNI plugin does with pods: which IPAM gives addresses, in what order the
+//! kubelet reports them, and when a node's network is ready.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use knetsim_ipam::calico::{self, CalicoIpam, IpPool};
+use knetsim_ipam::host_local::{self, HostLocal};
+use knetsim_ipam::{Family, rng};
+use knetsim_model::scenario::{CalicoConfig, CniConfig};
+use rand::RngExt;
+
+use super::Sim;
+use crate::state::{BlockAffinity, CalicoPool, CalicoState, ClusterState, InvolvedObject, Node, NamespacedName, PodIp};
+
+pub(crate) enum PodNetwork {
+    /// Not set up yet.
+    None,
+    /// host-local over each node's podCIDRs (bridge/ptp/kindnet), or kubenet.
+    HostLocal { kubenet: bool, nodes: BTreeMap<String, Vec<HostLocal>> },
+    Calico { ipam: Box<CalicoIpam>, assign: Vec<Family>, pools: Vec<IpPool>, error: Option<String> },
+}
+
+fn truthy(v: Option<&str>, default: bool) -> bool {
+    match v {
+        Some(s) => s.eq_ignore_ascii_case("true"),
+        None => default,
+    }
+}
+
+impl PodNetwork {
+    pub fn new(cni: &CniConfig, seed: u64, state: &mut ClusterState) -> PodNetwork {
+        match cni {
+            CniConfig::HostLocal => PodNetwork::HostLocal { kubenet: false, nodes: BTreeMap::new() },
+            CniConfig::Kubenet => PodNetwork::HostLocal { kubenet: true, nodes: BTreeMap::new() },
+            CniConfig::Calico(c) => Self::calico(c, seed, state),
+        }
+    }
+
+    /// Calico as calico-node's startup and the CNI plugin configure it
+    /// (`node/pkg/lifecycle/startup/startup.go`, `cni-plugin/pkg/ipamplugin`).
+    fn calico(c: &CalicoConfig, seed: u64, _state: &mut ClusterState) -> PodNetwork {
+        let env = |k: &str| c.env.get(k).map(|v| v.value.as_str());
+        // "Default to assigning an IPv4 address"; "Default to NOT assigning an IPv6 address".
+        let mut assign = Vec::new();
+        if truthy(c.assign_ipv4.as_ref().map(|s| s.value.as_str()), true) {
+            assign.push(Family::IPv4);
+        }
+        if truthy(c.assign_ipv6.as_ref().map(|s| s.value.as_str()), false) {
+            assign.push(Family::IPv6);
+        }
+        let mut pools: Vec<IpPool> = c
+            .ip_pools
+            .iter()
+            .map(|p| IpPool {
+                name: p.name.clone(),
+                cidr: p.cidr.value,
+                block_size: p.block_size.as_ref().map(|b| b.value).unwrap_or(match p.cidr.value {
+                    IpNet::V4(_) => calico::DEFAULT_IPV4_POOL_BLOCK_SIZE,
+                    IpNet::V6(_) => calico::DEFAULT_IPV6_POOL_BLOCK_SIZE,
+                }),
+                nat_outgoing: p.nat_outgoing,
+                disabled: p.disabled,
+            })
+            .collect();
+        // Default pools are created for a family only if no pool of that family exists, and
+        // not at all with NO_DEFAULT_POOLS=true.
+        if !truthy(env("NO_DEFAULT_POOLS"), false) {
+            let has = |pools: &[IpPool], f: Family| pools.iter().any(|p| Family::of_net(&p.cidr) == f);
+            if !has(&pools, Family::IPv4) {
+                let cidr = env("CALICO_IPV4POOL_CIDR")
+                    .and_then(|s| s.parse::<IpNet>().ok())
+                    .unwrap_or_else(|| calico::DEFAULT_IPV4_POOL_CIDR.parse().expect("constant CIDR"));
+                pools.push(IpPool {
+                    name: "default-ipv4-ippool".into(),
+                    cidr: cidr.trunc(),
+                    block_size: env("CALICO_IPV4POOL_BLOCK_SIZE")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(calico::DEFAULT_IPV4_POOL_BLOCK_SIZE),
+                    nat_outgoing: truthy(env("CALICO_IPV4POOL_NAT_OUTGOING"), true),
+                    disabled: false,
+                });
+            }
+            // The IPv6 pool exists only where Felix runs with IPv6 support (default true).
+            if !has(&pools, Family::IPv6) && truthy(env("FELIX_IPV6SUPPORT"), true) {
+                let cidr = env("CALICO_IPV6POOL_CIDR").and_then(|s| s.parse::<IpNet>().ok()).unwrap_or_else(|| {
+                    // calico-node picks a random ULA /48 when none is configured.
+                    let mut r = rng::named(seed, "calico-node/ipv6-pool");
+                    let g: u64 = r.random::<u64>() & 0xff_ffff_ffff;
+                    let hi: u128 = (0xfdu128 << 120) | ((g as u128) << 80);
+                    IpNet::new(IpAddr::V6(hi.into()), 48).expect("valid prefix")
+                });
+                pools.push(IpPool {
+                    name: "default-ipv6-ippool".into(),
+                    cidr: cidr.trunc(),
+                    block_size: env("CALICO_IPV6POOL_BLOCK_SIZE")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(calico::DEFAULT_IPV6_POOL_BLOCK_SIZE),
+                    nat_outgoing: truthy(env("CALICO_IPV6POOL_NAT_OUTGOING"), false),
+                    disabled: false,
+                });
+            }
+        }
+        // Without Felix's IPv6 support the CNI plugin cannot wire an IPv6 address.
+        if !truthy(env("FELIX_IPV6SUPPORT"), true) {
+            assign.retain(|f| *f == Family::IPv4);
+        }
+        match CalicoIpam::new(pools.clone(), c.strict_affinity, c.max_blocks_per_host.unwrap_or(0)) {
+            Ok(ipam) => PodNetwork::Calico { ipam: Box::new(ipam), assign, pools, error: None },
+            Err(e) => PodNetwork::Calico {
+                ipam: Box::new(CalicoIpam::new(vec![], c.strict_affinity, 0).expect("empty IPAM")),
+                assign,
+                pools,
+                error: Some(e),
+            },
+        }
+    }
+
+    pub fn add_node(&mut self, name: &str, pod_cidrs: &[IpNet]) {
+        if let PodNetwork::HostLocal { nodes, .. } = self {
+            if !pod_cidrs.is_empty() {
+                nodes.insert(name.to_owned(), pod_cidrs.iter().map(|c| HostLocal::new(*c)).collect());
+            }
+        }
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        match self {
+            PodNetwork::HostLocal { nodes, .. } => {
+                nodes.remove(name);
+            }
+            PodNetwork::Calico { ipam, .. } => ipam.release_host(name),
+            PodNetwork::None => {}
+        }
+    }
+
+    pub fn node_ready(&self, name: &str, node: &Node) -> bool {
+        match self {
+            PodNetwork::HostLocal { .. } => !node.spec.pod_cidrs.is_empty() && !name.is_empty(),
+            PodNetwork::Calico { error, .. } => error.is_none(),
+            PodNetwork::None => false,
+        }
+    }
+
+    pub fn release(&mut self, node: Option<&str>, ips: &[PodIp]) {
+        match self {
+            PodNetwork::HostLocal { nodes, .. } => {
+                if let Some(ranges) = node.and_then(|n| nodes.get_mut(n)) {
+                    for ip in ips {
+                        for r in ranges.iter_mut() {
+                            r.release(ip.ip);
+                        }
+                    }
+                }
+            }
+            PodNetwork::Calico { ipam, .. } => {
+                for ip in ips {
+                    let _ = ipam.release(ip.ip);
+                }
+            }
+            PodNetwork::None => {}
+        }
+    }
+
+    /// Addresses one node can give pods in `family`.
+    pub fn per_node_capacity(&self, family: Family, state: &ClusterState) -> Option<u128> {
+        match self {
+            PodNetwork::HostLocal { .. } => {
+                let idx = state.network.cluster_cidrs.iter().position(|c| Family::of_net(c) == family)?;
+                let mask = *state.network.node_cidr_mask_sizes.get(idx)?;
+                let block = IpNet::new(state.network.cluster_cidrs[idx].network(), mask).ok()?;
+                Some(host_local::host_local_capacity(&block))
+            }
+            PodNetwork::Calico { pools, assign, .. } => {
+                if !assign.contains(&family) {
+                    return None;
+                }
+                let p = pools.iter().find(|p| Family::of_net(&p.cidr) == family && !p.disabled)?;
+                Some(1u128 << (family.bits() - p.block_size))
+            }
+            PodNetwork::None => None,
+        }
+    }
+
+    pub fn calico_state(&self) -> Option<CalicoState> {
+        let PodNetwork::Calico { ipam, pools, .. } = self else { return None };
+        let mut affinities = Vec::new();
+        for host in ipam.hosts() {
+            for b in ipam.blocks_of(&host) {
+                affinities.push(BlockAffinity { cidr: b, node: host.clone() });
+            }
+        }
+        affinities.sort_by(|a, b| (a.cidr.network(), a.cidr.prefix_len()).cmp(&(b.cidr.network(), b.cidr.prefix_len())));
+        Some(CalicoState {
+            ip_pools: pools
+                .iter()
+                .map(|p| CalicoPool {
+                    name: p.name.clone(),
+                    cidr: p.cidr,
+                    block_size: p.block_size,
+                    nat_outgoing: p.nat_outgoing,
+                    disabled: p.disabled,
+                })
+                .collect(),
+            block_affinities: affinities,
+        })
+    }
+}
+
+/// The order the kubelet reports pod IPs in (`kubelet_pods.go sortPodIPs`): the node's primary
+/// family first (the family of its first node IP; IPv4 if it has none). kubenet instead
+/// always reports IPv4 first.
+fn order_ips(mut ips: Vec<IpAddr>, node: &Node, kubenet: bool) -> Vec<IpAddr> {
+    let primary = if kubenet {
+        Family::IPv4
+    } else {
+        node.internal_ips().next().map(|ip| Family::of_ip(&ip)).unwrap_or(Family::IPv4)
+    };
+    ips.sort_by_key(|ip| Family::of_ip(ip) != primary);
+    ips.truncate(2);
+    ips
+}
+
+/// The kubelets start the pods bound to their nodes: hostNetwork pods take the node's
+/// addresses, the others get one address per family from the CNI plugin's IPAM.
+pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
+    let mut todo: Vec<(u64, NamespacedName)> = sim
+        .state
+        .pods
+        .iter()
+        .filter(|(k, p)| sim.admitted.contains(*k) && p.status.pod_ips.is_empty() && p.status.phase == "Pending")
+        .map(|(k, _)| (sim.pod_seq[k], k.clone()))
+        .collect();
+    todo.sort();
+    let pod_host_ips = sim.version.at_least(29);
+    for (_, key) in todo {
+        let node_name = sim.state.pods[&key].spec.node_name.clone().expect("admitted pods are bound");
+        let node = &sim.state.nodes[&node_name];
+        if !node.is_ready() && !sim.state.pods[&key].spec.host_network {
+            continue;
+        }
+        let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
+        let ips = if sim.state.pods[&key].spec.host_network {
+            Ok(host_ips.clone())
+        } else {
+            allocate(&mut sim.network, &node_name, node)
+        };
+        match ips {
+            Ok(ips) => {
+                let pod = sim.state.pods.get_mut(&key).expect("pod exists");
+                pod.status.phase = "Running".into();
+                pod.status.conditions.clear();
+                pod.status.host_ip = host_ips.first().copied();
+                if pod_host_ips {
+                    pod.status.host_ips = host_ips.iter().map(|ip| PodIp { ip: *ip }).collect();
+                }
+                pod.status.pod_ip = ips.first().copied();
+                pod.status.pod_ips = ips.into_iter().map(|ip| PodIp { ip }).collect();
+            }
+            Err(msg) => {
+                let already = sim.state.events.iter().rev().take(64).any(|e| {
+                    e.reason == "FailedCreatePodSandBox" && e.involved_object.name == key.name && e.message == msg
+                });
+                if !already {
+                    let involved =
+                        InvolvedObject { kind: "Pod".into(), namespace: Some(key.namespace.clone()), name: key.name.clone() };
+                    sim.event("Warning", "FailedCreatePodSandBox", involved, "kubelet", msg);
+                }
+            }
+        }
+    }
+}
+
+fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<IpAddr>, String> {
+    match net {
+        PodNetwork::HostLocal { kubenet, nodes } => {
+            let kubenet = *kubenet;
+            let plugin = if kubenet { "kubenet" } else { "host-local" };
+            let ranges = nodes.get_mut(node_name).ok_or_else(|| "cni plugin not initialized".to_owned())?;
+            let mut got = Vec::new();
+            for (i, r) in ranges.iter_mut().enumerate() {
+                match r.allocate() {
+                    Some(ip) => got.push(ip),
+                    None => {
+                        let msg = format!(
+                            "Failed to create pod sandbox: plugin type=\"{plugin}\" failed (add): failed to allocate for range {i}: no IP addresses available in range set: {}",
+                            r.range_text()
+                        );
+                        for ip in got {
+                            for r in ranges.iter_mut() {
+                                r.release(ip);
+                            }
+                        }
+                        return Err(msg);
+                    }
+                }
+            }
+            Ok(order_ips(got, node, kubenet))
+        }
+        PodNetwork::Calico { ipam, assign, error, .. } => {
+            if let Some(e) = error {
+                return Err(e.clone());
+            }
+            let mut got = Vec::new();
+            for fam in assign.clone() {
+                match ipam.assign(node_name, fam) {
+                    Ok(ip) => got.push(ip),
+                    Err(e) => {
+                        for ip in got {
+                            let _ = ipam.release(ip);
+                        }
+                        return Err(format!(
+                            "Failed to create pod sandbox: plugin type=\"calico\" failed (add): {e}"
+                        ));
+                    }
+                }
+            }
+            Ok(order_ips(got, node, false))
+        }
+        PodNetwork::None => Err("cni plugin not initialized".into()),
+    }
+}
