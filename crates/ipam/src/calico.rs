@@ -359,6 +359,15 @@ impl CalicoIpam {
             .unwrap_or_default()
     }
 
+    /// Every block that has an affinity, with its host, in block order (Calico's
+    /// `BlockAffinity` resources).
+    pub fn block_affinities(&self) -> Vec<(IpNet, &str)> {
+        self.blocks
+            .values()
+            .filter_map(|b| Some((b.cidr, self.hosts[b.affinity? as usize].as_str())))
+            .collect()
+    }
+
     /// The host an address is assigned to.
     pub fn holder_of(&self, ip: IpAddr) -> Option<&str> {
         let (key, ordinal) = self.locate(ip)?;

@@ -72,7 +72,7 @@ pub struct CalicoConfig {
     pub ip_pools: Vec<CalicoIpPool>,
     /// IPAMConfig `strictAffinity` (default false).
     pub strict_affinity: bool,
-    /// IPAMConfig `maxBlocksPerHost` (0 means unlimited).
+    /// IPAMConfig `maxBlocksPerHost`; unset or 0 means Calico's default of 20.
     pub max_blocks_per_host: Option<u32>,
     pub span: Span,
 }
