@@ -109,8 +109,12 @@ impl<'l> Ctx<'l> {
         }
     }
 
-    fn finish<T>(self, value: Option<T>) -> Loaded<T> {
+    fn finish<T>(mut self, value: Option<T>) -> Loaded<T> {
         let ok = !self.diags.iter().any(Diagnostic::is_error);
+        // Readers report in the order they read (a map's unknown keys after its known ones);
+        // users read top to bottom. Files are in the order they were loaded.
+        self.diags
+            .sort_by_key(|d| d.span.map(|s| (s.file, s.start, s.end)));
         Loaded {
             value: if ok { value } else { None },
             diagnostics: self.diags,

@@ -193,6 +193,7 @@ pub(crate) fn read_document(cx: &mut Ctx<'_>, doc: &Node, out: &mut Vec<Object>)
                 &mut cx.diags,
                 |k| format!("unknown field \"{k}\""),
                 |k| format!("`{k}`"),
+                "unknown field",
             );
             return;
         }
@@ -429,6 +430,7 @@ impl<'a> Obj<'a> {
             &mut cx.diags,
             |k| format!("unknown field \"{}\"", Obj::join(&path, k)),
             |k| format!("`{k}`"),
+            "unknown field",
         );
     }
 }
@@ -461,15 +463,18 @@ pub(crate) fn read_object(cx: &mut Ctx<'_>, node: &Node) -> Option<Object> {
             json = json.chars().take(80).collect::<String>() + "…";
         }
         cx.diags.push(
-            Diagnostic::error(span, format!("Object '{missing}' is missing in '{json}'"))
-                .with_label(format!(
-                    "this object has no `{}`",
-                    if missing == "Kind" {
-                        "kind"
-                    } else {
-                        "apiVersion"
-                    }
-                )),
+            Diagnostic::error(
+                o.r.head_span(),
+                format!("Object '{missing}' is missing in '{json}'"),
+            )
+            .with_label(format!(
+                "this object has no `{}`",
+                if missing == "Kind" {
+                    "kind"
+                } else {
+                    "apiVersion"
+                }
+            )),
         );
         return None;
     };
@@ -565,8 +570,9 @@ pub(crate) fn read_object(cx: &mut Ctx<'_>, node: &Node) -> Option<Object> {
 fn read_meta(cx: &mut Ctx<'_>, o: &mut Obj<'_>, span: Span) -> Option<ObjectMeta> {
     let Some(mut m) = o.child(cx, "metadata", "ObjectMeta") else {
         if o.r.get("metadata").is_none_or(Node::is_null) {
+            let _ = span;
             cx.diags.push(
-                Diagnostic::error(span, "resource name may not be empty")
+                Diagnostic::error(o.r.head_span(), "resource name may not be empty")
                     .with_label("this object has no `metadata.name`"),
             );
         }
@@ -594,7 +600,7 @@ fn read_meta(cx: &mut Ctx<'_>, o: &mut Obj<'_>, span: Span) -> Option<ObjectMeta
         "managedFields",
         "clusterName",
     ]);
-    let meta_span = m.r.span();
+    let meta_span = m.r.head_span();
     m.finish(cx);
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         if name_absent || name_empty {

@@ -32,12 +32,19 @@ pub(crate) fn render_diagnostics(sources: &SourceMap, diags: &[Diagnostic]) -> S
             Some(span) => {
                 let file = sources.get(span.file);
                 let text = file.text.as_str();
-                let start = span.start.min(text.len());
+                let mut start = span.start.min(text.len());
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
                 let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
                 let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
                 let line = text[line_start..line_end].trim_end_matches('\r');
                 let a_start = start - line_start;
-                let a_end = span.end.clamp(start, line_start + line.len()) - line_start;
+                let mut end = span.end.clamp(start, line_start + line.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let a_end = end - line_start;
                 let mut annotation = AnnotationKind::Primary.span(a_start..a_end);
                 if let Some(label) = &d.label {
                     annotation = annotation.label(label.as_str());

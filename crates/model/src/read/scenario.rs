@@ -723,6 +723,10 @@ fn nth_host(net: &IpNet, k: u128) -> IpAddr {
     }
 }
 
+/// A bound on one generator, far above Kubernetes' tested 5,000 nodes, so that a typo (an
+/// extra zero or two) is an error rather than an attempt to allocate billions of nodes.
+const MAX_GENERATED_NODES: u64 = 1_000_000;
+
 /// `{count, prefix, start, node-ip-pools, …}`: nodes `<prefix><start+k>`, node k taking host
 /// address k+1 of every pool (so each node gets one IP per pool: a dual-stack pair from one
 /// IPv4 and one IPv6 pool).
@@ -745,6 +749,24 @@ fn read_generator(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, item: &Node, out: &mu
         return;
     };
     if !pools_ok {
+        return;
+    }
+    if count.value > MAX_GENERATED_NODES {
+        cx.diags.push(
+            Diagnostic::error(count.span, format!("count {} is too large", count.value))
+                .with_label(format!(
+                    "knetsim generates at most {MAX_GENERATED_NODES} nodes per entry"
+                )),
+        );
+        return;
+    }
+    if start.checked_add(count.value).is_none() {
+        cx.diags.push(
+            Diagnostic::error(count.span, "node numbers would overflow").with_label(format!(
+                "`start` {start} plus `count` {} does not fit in 64 bits",
+                count.value
+            )),
+        );
         return;
     }
     for (net, span) in &pools {

@@ -376,7 +376,20 @@ impl Builder {
 
     fn scan_error(&mut self, e: &ScanError, text: &str) {
         let m = e.marker();
-        let start = self.pos.byte(m.index());
+        let mut start = self.pos.byte(m.index());
+        let mut line = m.line() as u32;
+        let mut col = m.col() as u32 + 1;
+        // When the parser stops at the end of the file or on a blank line (an unclosed
+        // bracket or quote), point at the end of the last thing written instead.
+        let rest_of_line = text[start..].split('\n').next().unwrap_or("");
+        if rest_of_line.trim().is_empty()
+            && let Some(last) = text[..start].trim_end().char_indices().next_back()
+        {
+            start = last.0;
+            line = 1 + text[..start].matches('\n').count() as u32;
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            col = 1 + text[line_start..start].chars().count() as u32;
+        }
         // Underline the character the parser stopped at, unless it is a line break or the end.
         let end = text[start..]
             .chars()
@@ -388,11 +401,15 @@ impl Builder {
             file: self.file,
             start,
             end,
-            line: m.line() as u32,
-            col: m.col() as u32 + 1,
+            line,
+            col,
         };
         let info = e.info();
-        let mut d = Diagnostic::error(span, format!("invalid YAML: {info}"));
+        let mut d = Diagnostic::error(span, format!("invalid YAML: {info}"))
+            .with_label("the YAML parser stopped here");
+        if info.contains("block mapping") {
+            d = d.with_help("the keys of one map must start in the same column");
+        }
         let line_text = text[..start]
             .rfind('\n')
             .map(|i| &text[i + 1..])

@@ -344,10 +344,16 @@ impl<'a> MapReader<'a> {
         self.find(key).map(|i| self.entries[i].0.span)
     }
 
+    /// Where to point at the map as a whole: its first key (underlining a whole map would
+    /// underline its first line, value and all), or the map itself when it is empty.
+    pub fn head_span(&self) -> Span {
+        self.entries.first().map_or(self.node.span, |(k, _)| k.span)
+    }
+
     /// The error for a required key that is missing, at the start of the map.
     pub fn missing(&self, key: &str) -> Diagnostic {
-        Diagnostic::error(self.node.span, format!("missing key `{key}`"))
-            .with_label(format!("`{key}` is required here"))
+        Diagnostic::error(self.head_span(), format!("missing key `{key}`"))
+            .with_label(format!("this map needs `{key}`"))
     }
 
     /// The value under `key`, or a "missing key" error.
@@ -419,17 +425,24 @@ impl<'a> MapReader<'a> {
     /// Reports every key nobody asked for as `unknown key `x``, with a did-you-mean and the
     /// list of valid keys.
     pub fn finish(self, d: &mut Diags) {
-        self.finish_with(d, |k| format!("unknown key `{k}`"), |k| format!("`{k}`"));
+        self.finish_with(
+            d,
+            |k| format!("unknown key `{k}`"),
+            |k| format!("`{k}`"),
+            "unknown key",
+        );
     }
 
     /// Like [`finish`](Self::finish) with the caller's wording: `message` makes the error
     /// message from the unknown key, `show` writes a valid key in help text (so that flags read
-    /// `--cluster-cidr`). The list of valid keys is given only when it is short.
+    /// `--cluster-cidr`), `label` goes under the key. The list of valid keys is given only
+    /// when it is short.
     pub fn finish_with(
         self,
         d: &mut Diags,
         message: impl Fn(&str) -> String,
         show: impl Fn(&str) -> String,
+        label: &str,
     ) {
         if self.used.iter().all(|u| *u) {
             return;
@@ -445,7 +458,7 @@ impl<'a> MapReader<'a> {
                 d.push(mismatch(k, "a string key", ""));
                 continue;
             };
-            let mut diag = Diagnostic::error(k.span, message(key)).with_label("unknown key");
+            let mut diag = Diagnostic::error(k.span, message(key)).with_label(label);
             if let Some(s) = did_you_mean(key, self.known.iter().copied()) {
                 diag = diag.with_help(format!("did you mean {}?", show(s)));
             }
