@@ -795,12 +795,17 @@ fn read_service_port(cx: &mut Ctx<'_>, mut p: Obj<'_>, span: Span) -> ServicePor
             _ => None,
         }
         .or_else(|| {
-            p.type_error(
-                cx,
-                n,
-                "targetPort",
-                "a port number or name",
-                "intstr.IntOrString",
+            // IntOrString decodes itself, so there is no Go struct-field message to quote.
+            cx.diags.push(
+                Diagnostic::error(
+                    n.span,
+                    format!(
+                        "expected a port number or name for `{}.targetPort`, found {}",
+                        p.path,
+                        n.describe()
+                    ),
+                )
+                .with_label("expected a port number (8080) or a container port name (http)"),
             );
             None
         }),

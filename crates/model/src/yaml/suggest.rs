@@ -40,18 +40,23 @@ fn fold(s: &str) -> String {
 }
 
 /// The candidate closest to `word`, if it is close enough to be what the user meant: the same
-/// word up to case and separators, or within an edit distance of about a third of its length
-/// (at least 1, at most 4). Ties go to the earlier candidate, so callers list candidates in a
-/// meaningful order.
+/// word up to case and separators, within an edit distance of about a third of its length
+/// (at least 1, at most 4), or, failing that, the first candidate that starts with the word
+/// (`remove` → `removeNodes`, for words of four letters or more). Ties go to the earlier
+/// candidate, so callers list candidates in a meaningful order.
 pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
     let folded = fold(word);
     let mut best: Option<(usize, &'a str)> = None;
+    let mut prefixed: Option<&'a str> = None;
     for c in candidates {
         if c == word {
             continue;
+        }
+        if prefixed.is_none() && folded.chars().count() >= 4 && fold(c).starts_with(&folded) {
+            prefixed = Some(c);
         }
         let d = if fold(c) == folded {
             0
@@ -62,10 +67,11 @@ where
             best = Some((d, c));
         }
     }
-    let (d, c) = best?;
-    let len = word.chars().count().max(c.chars().count());
-    let limit = (len / 3).clamp(1, 4);
-    (d <= limit).then_some(c)
+    let close = best.filter(|(d, c)| {
+        let len = word.chars().count().max(c.chars().count());
+        *d <= (len / 3).clamp(1, 4)
+    });
+    close.map(|(_, c)| c).or(prefixed)
 }
 
 #[cfg(test)]
@@ -98,6 +104,7 @@ mod tests {
             ("node", Some("nodes")),
             ("sed", Some("seed")),
             ("xyz", None),
+            ("clust", Some("cluster")),
             ("fabricate", None),
         ];
         for (word, want) in cases {
