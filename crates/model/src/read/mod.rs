@@ -125,11 +125,17 @@ impl<'l> Ctx<'l> {
     /// Reads a file through the loader (once per path). `at` is the `path:` value naming it,
     /// where a read failure is reported; `None` for the top-level file.
     pub fn load_file(&mut self, path: &Path, at: Option<Span>) -> Option<FileId> {
+        // The top-level file is named exactly as the user wrote it; included files by their
+        // resolved path with `.` and `dir/..` folded away.
+        let written = path.to_string_lossy().into_owned();
         let path = normalize(path);
         if let Some(&id) = self.by_path.get(&path) {
             return Some(id);
         }
-        let name = path.to_string_lossy().into_owned();
+        let name = match at {
+            None => written,
+            Some(_) => path.to_string_lossy().into_owned(),
+        };
         match self.loader.load(&path) {
             Ok(text) => {
                 let id = self.sources.add(name, path.clone(), text);
