@@ -47,6 +47,8 @@ impl ClusterConfig {
 }
 
 /// Which CNI plugin wires pods, in its own vocabulary.
+// One per scenario: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum CniConfig {
     /// `bridge` or `ptp` with `host-local` IPAM over each node's `spec.podCIDRs`, and a route per
