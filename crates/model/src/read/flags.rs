@@ -359,11 +359,16 @@ static KUBELET: &[FlagDef] = &concat_defs(
     &common_flags!(),
 );
 
-// kube-proxy: cmd/kube-proxy/app/options.go.
+// kube-proxy: cmd/kube-proxy/app/options.go. The real flag is `--proxy-mode` (KubeProxyConfiguration
+// calls the field `mode`); the scenario contract names it `mode`, so both are accepted.
 static KUBE_PROXY: &[FlagDef] = &concat_defs(
     &[
         m(
             "mode",
+            Enum(&["iptables", "ipvs", "nftables", "kernelspace", "userspace"]),
+        ),
+        m(
+            "proxy-mode",
             Enum(&["iptables", "ipvs", "nftables", "kernelspace", "userspace"]),
         ),
         m("cluster-cidr", Cidrs),

@@ -818,10 +818,17 @@ fn read_generator(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, item: &Node, out: &mu
 fn read_object_list(cx: &mut Ctx<'_>, items: &[Node]) -> Vec<Object> {
     let mut out = Vec::new();
     for item in items {
-        let is_include = item.as_map().is_some_and(|e| {
-            e.iter().any(|(k, _)| k.scalar_text() == Some("path"))
-                && !e.iter().any(|(k, _)| k.scalar_text() == Some("kind"))
-        });
+        let has_key = |key: &str| {
+            item.as_map().is_some_and(|e| {
+                e.iter().any(|(k, _)| k.scalar_text() == Some(key))
+                    && !e.iter().any(|(k, _)| k.scalar_text() == Some("kind"))
+            })
+        };
+        if has_key("generate") {
+            read_generated_objects(cx, item, &mut out);
+            continue;
+        }
+        let is_include = has_key("path");
         if !is_include {
             objects::read_document(cx, item, &mut out);
             continue;
@@ -844,6 +851,132 @@ fn read_object_list(cx: &mut Ctx<'_>, items: &[Node]) -> Vec<Object> {
         }
     }
     out
+}
+
+/// Most objects one `generate:` entry may expand to.
+const MAX_GENERATED: u64 = 1_000_000;
+
+/// `{generate: {count, start, object}}`: `count` copies of `object`, the i-th with `{i}` in
+/// every string replaced by `start + i`, `{i%N}` by its remainder modulo N and `{i/N}` by its
+/// quotient. Clusters at Kubernetes' limits need tens of thousands of near-identical objects;
+/// a template keeps such scenarios readable and fast to load. Diagnostics point at the template,
+/// and are reported once, for the first copy, rather than `count` times.
+fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) {
+    let Some(mut outer) = MapReader::new(item) else { return };
+    let Some(gen_node) = outer.require("generate", &mut cx.diags) else {
+        outer.finish(&mut cx.diags);
+        return;
+    };
+    outer.finish(&mut cx.diags);
+    let Some(mut r) = expect_map(gen_node, "generate", &mut cx.diags) else { return };
+    let count = r.u64("count", &mut cx.diags);
+    let start = r.u64("start", &mut cx.diags).map_or(0, |s| s.value);
+    let object = r.require("object", &mut cx.diags);
+    if r.has("count") && count.is_none() {
+        r.finish(&mut cx.diags);
+        return;
+    }
+    let Some(count) = count.or_else(|| {
+        cx.diags.push(r.missing("count"));
+        None
+    }) else {
+        r.finish(&mut cx.diags);
+        return;
+    };
+    r.finish(&mut cx.diags);
+    let Some(object) = object else { return };
+    if count.value > MAX_GENERATED {
+        cx.diags.push(
+            Diagnostic::error(count.span, format!("`generate` makes at most {MAX_GENERATED} objects"))
+                .with_label(format!("{} requested", count.value)),
+        );
+        return;
+    }
+    if let Err(d) = check_placeholders(object) {
+        cx.diags.push(d);
+        return;
+    }
+    for k in 0..count.value {
+        let Some(i) = start.checked_add(k) else { break };
+        let copy = substitute(object, i);
+        let errors_before = cx.diags.iter().filter(|d| d.is_error()).count();
+        let warnings_before = cx.diags.len();
+        objects::read_document(cx, &copy, out);
+        if k == 0 && cx.diags.iter().filter(|d| d.is_error()).count() > errors_before {
+            return;
+        }
+        if k > 0 {
+            // The first copy already said everything the template deserves to be told.
+            cx.diags.truncate(warnings_before);
+        }
+    }
+}
+
+/// Every `{...}` in the template's strings must be `{i}`, `{i%N}` or `{i/N}` with N > 0.
+fn check_placeholders(node: &Node) -> Result<(), Diagnostic> {
+    match &node.kind {
+        crate::yaml::NodeKind::Scalar(s) => {
+            let mut rest = s.text.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else { break };
+                let inner = &rest[open + 1..open + close];
+                if placeholder_value(inner, 0).is_none() {
+                    return Err(Diagnostic::error(node.span, format!("unknown placeholder `{{{inner}}}` in a `generate` template"))
+                        .with_label("expected `{i}`, `{i%N}` or `{i/N}`"));
+                }
+                rest = &rest[open + close + 1..];
+            }
+            Ok(())
+        }
+        crate::yaml::NodeKind::Seq(items) => items.iter().try_for_each(check_placeholders),
+        crate::yaml::NodeKind::Map(entries) => {
+            entries.iter().try_for_each(|(k, v)| check_placeholders(k).and_then(|()| check_placeholders(v)))
+        }
+        crate::yaml::NodeKind::Null => Ok(()),
+    }
+}
+
+fn placeholder_value(inner: &str, i: u64) -> Option<u64> {
+    let rest = inner.strip_prefix('i')?;
+    if rest.is_empty() {
+        return Some(i);
+    }
+    let (op, n) = rest.split_at(1);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    match op {
+        "%" => Some(i % n),
+        "/" => Some(i / n),
+        _ => None,
+    }
+}
+
+/// A copy of `node` with the placeholders of every scalar replaced for index `i`. Spans stay
+/// those of the template.
+fn substitute(node: &Node, i: u64) -> Node {
+    use crate::yaml::{NodeKind, Scalar};
+    let kind = match &node.kind {
+        NodeKind::Scalar(s) if s.text.contains('{') => {
+            let mut text = String::with_capacity(s.text.len() + 8);
+            let mut rest = s.text.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else { break };
+                text.push_str(&rest[..open]);
+                match placeholder_value(&rest[open + 1..open + close], i) {
+                    Some(v) => text.push_str(&v.to_string()),
+                    None => text.push_str(&rest[open..=open + close]),
+                }
+                rest = &rest[open + close + 1..];
+            }
+            text.push_str(rest);
+            NodeKind::Scalar(Scalar { text, quoted: s.quoted })
+        }
+        NodeKind::Seq(items) => NodeKind::Seq(items.iter().map(|n| substitute(n, i)).collect()),
+        NodeKind::Map(entries) => {
+            NodeKind::Map(entries.iter().map(|(k, v)| (substitute(k, i), substitute(v, i))).collect())
+        }
+        other => other.clone(),
+    };
+    Node { kind, span: node.span }
 }
 
 fn read_object_ref(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Spanned<ObjectRef>> {
