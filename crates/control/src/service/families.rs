@@ -120,9 +120,9 @@ pub fn patch_allocated_values(new: &mut Svc, old: &Svc) {
     }
 }
 
-/// `dropTypeDependentFields` (strategy, 1.21+): on a type change, fields that no longer apply
+/// `dropTypeDependentFields` (strategy, 1.20+): on a type change, fields that no longer apply
 /// and that the user left as they were are wiped (and their allocations released).
-pub fn drop_type_dependent_fields(new: &mut Svc, old: &Svc, cluster_ip_part_only: bool) {
+pub fn drop_type_dependent_fields(new: &mut Svc, old: &Svc) {
     if old.needs_cluster_ip() && !new.needs_cluster_ip() {
         if old.cluster_ip == new.cluster_ip && old.cluster_ips == new.cluster_ips {
             new.cluster_ip.clear();
@@ -134,9 +134,6 @@ pub fn drop_type_dependent_fields(new: &mut Svc, old: &Svc, cluster_ip_part_only
         if old.ip_family_policy == new.ip_family_policy {
             new.ip_family_policy = None;
         }
-    }
-    if cluster_ip_part_only {
-        return;
     }
     if old.needs_node_port() && !new.needs_node_port() {
         // Users may remove or change ports, as long as they add no new NodePort values.

@@ -110,8 +110,6 @@ pub struct Features {
     pub per_entry_source_range_validation: bool,
     /// `patchAllocatedValues` on update (1.22 on).
     pub patch_allocated_values: bool,
-    /// `dropTypeDependentFields` on update (1.21 on; 1.20 only cleared cluster IP fields).
-    pub drop_type_dependent_fields: bool,
     /// An unchanged PreferDualStack Service is not upgraded or downgraded on update (1.21 on).
     pub prefer_dual_stack_sticky: bool,
 }
@@ -138,7 +136,6 @@ impl Features {
             rest_checks_traffic_combination: era != Era::Modern,
             per_entry_source_range_validation: version.at_least(29),
             patch_allocated_values: version.at_least(22),
-            drop_type_dependent_fields: version.at_least(21),
             prefer_dual_stack_sticky: version.at_least(21),
         }
     }
@@ -379,7 +376,7 @@ impl ServiceApi {
     /// An update (PUT) of `live` with the already-decoded request `new`.
     fn update(&mut self, live: &state::Service, mut new: Svc) -> Result<state::Service, ApiError> {
         let mut old = Svc::from_state(live);
-        if !self.features.alpha_api {
+        if !self.features.alpha_api && self.features.dual_stack {
             // `defaultOnReadService`: objects stored before the dual-stack API are read with
             // clusterIPs and ipFamilies filled in.
             families::default_on_read(&mut old, &self.cluster);
@@ -412,7 +409,7 @@ impl ServiceApi {
     /// (`releaseAllocatedResources`), the node ports and the health-check node port.
     pub fn delete(&mut self, live: &state::Service) {
         let mut svc = Svc::from_state(live);
-        if !self.features.alpha_api {
+        if !self.features.alpha_api && self.features.dual_stack {
             families::default_on_read(&mut svc, &self.cluster);
         }
         for (fam, ip) in cluster_ips_of(&svc) {
@@ -468,7 +465,7 @@ impl ServiceApi {
     /// The read view of a stored Service on this server (`defaultOnRead`): after an upgrade
     /// from 1.16–1.19, Services gain `clusterIPs`, `ipFamilies` and `ipFamilyPolicy`.
     pub fn read(&self, stored: &state::Service) -> state::Service {
-        if self.features.alpha_api {
+        if self.features.alpha_api || !self.features.dual_stack {
             return stored.clone();
         }
         let mut svc = Svc::from_state(stored);
@@ -647,7 +644,7 @@ impl ServiceApi {
             (true, false) => op.release_deferred(old.health_check_node_port),
             _ => {}
         }
-        families::drop_type_dependent_fields(new, old, false);
+        families::drop_type_dependent_fields(new, old);
         let errs = validation::validate_service_update(new, old, &self.features);
         if !errs.is_empty() {
             return Err(ApiError::invalid(&new.name, &errs));
@@ -669,7 +666,9 @@ impl ServiceApi {
             families::patch_allocated_values(new, old);
         }
         families::normalize_cluster_ips(new, Some(old));
-        families::drop_type_dependent_fields(new, old, !f.drop_type_dependent_fields);
+        // Since 1.20 a type change wipes what the old type needed (node ports, health-check
+        // port, ...) instead of failing validation; 1.16–1.19 did not.
+        families::drop_type_dependent_fields(new, old);
         if f.dual_stack {
             families::trim_fields_for_dual_stack_downgrade(new, old);
         }
@@ -1200,6 +1199,7 @@ impl ServiceApi {
             } else {
                 fam
             };
+            let primary_cidr = self.ip_allocs.get(&primary).map(|a| a.cidr());
             let Some(alloc) = self.ip_allocs.get_mut(&alloc_fam) else {
                 push(
                     "ClusterIPNotValid",
@@ -1212,7 +1212,12 @@ impl ServiceApi {
                 );
                 continue;
             };
-            let cidr = alloc.cidr();
+            // The pre-1.20 repair names the primary range in its messages whichever range it
+            // tried.
+            let cidr = match primary_cidr {
+                Some(p) if alpha => p,
+                _ => alloc.cidr(),
+            };
             match alloc.allocate(ip) {
                 Ok(()) => {}
                 Err(ServiceIpError::Allocated) => {

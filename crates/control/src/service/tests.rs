@@ -2232,3 +2232,103 @@ fn general_validation_word_for_word() {
         assert_eq!(err.message, want);
     }
 }
+
+#[test]
+fn type_change_by_version() {
+    // NodePort -> ClusterIP with kubectl apply: the live node port is sent back. 1.16–1.19
+    // reject it; from 1.20 the server wipes it (`dropTypeDependentFields`).
+    for (version, want) in [
+        (
+            19,
+            Err(
+                r#"Service "web" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"#,
+            ),
+        ),
+        (20, Ok(())),
+        (33, Ok(())),
+    ] {
+        let mut api = api_with(version, cidrs("singlestack:v4"), false);
+        let m1 = manifest("web").type_("NodePort");
+        let live = api.create("default", &m1).unwrap();
+        let got = api.apply_update(&live, Some(&m1), &manifest("web"));
+        match (got, want) {
+            (Ok(s), Ok(())) => {
+                assert_eq!(s.spec.ports[0].node_port, None, "1.{version}");
+                assert_eq!(api.node_port_allocator().used(), 0, "1.{version}");
+            }
+            (Err(e), Err(msg)) => {
+                assert_eq!(e.message, msg, "1.{version}");
+                assert_eq!(api.node_port_allocator().used(), 1, "1.{version}");
+            }
+            (got, want) => panic!("1.{version}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn legacy_apply_upgrade_and_downgrade() {
+    let mut api = api_with(21, cidrs("dualstack:v6v4"), true);
+    let m1 = manifest("web");
+    let live = api.create("default", &m1).unwrap();
+    assert_eq!(fams(&live), ["IPv6"]);
+    let m2 = manifest("web").policy("PreferDualStack");
+    let up = api.apply_update(&live, Some(&m1), &m2).unwrap();
+    assert_eq!(fams(&up), ["IPv6", "IPv4"]);
+    prove_cluster_ips_allocated(&api, &up);
+    // `trimFieldsForDualStackDowngrade`: SingleStack drops the secondary.
+    let m3 = manifest("web").policy("SingleStack");
+    let down = api.apply_update(&up, Some(&m2), &m3).unwrap();
+    assert_eq!(fams(&down), ["IPv6"]);
+    assert_eq!(down.spec.cluster_ips, vec![up.spec.cluster_ips[0].clone()]);
+    assert_eq!(used(&api, Family::IPv4), 0);
+}
+
+#[test]
+fn external_traffic_policy_defaults_and_validation_by_version() {
+    // A ClusterIP Service with external IPs is externally accessible from 1.27.
+    for (version, want) in [(26, None), (27, Some("Cluster"))] {
+        let mut api = api_with(version, cidrs("singlestack:v4"), true);
+        let mut m = manifest("web");
+        m.spec.external_ips = vec![sp("192.0.2.10".to_string())];
+        let s = api.create("default", &m).unwrap();
+        assert_eq!(
+            s.spec.external_traffic_policy.as_deref(),
+            want,
+            "1.{version}"
+        );
+    }
+    for (version, want) in [
+        (
+            26,
+            r#"Service "web" is invalid: spec.externalTrafficPolicy: Invalid value: "Sometimes": ExternalTrafficPolicy must be empty, Cluster or Local"#,
+        ),
+        (
+            27,
+            r#"Service "web" is invalid: spec.externalTrafficPolicy: Unsupported value: "Sometimes": supported values: "Cluster", "Local""#,
+        ),
+    ] {
+        let mut api = api_with(version, cidrs("singlestack:v4"), true);
+        let err = api
+            .create(
+                "default",
+                &manifest("web").type_("NodePort").etp("Sometimes"),
+            )
+            .unwrap_err();
+        assert_eq!(err.message, want, "1.{version}");
+    }
+    let mut api = api("singlestack:v4");
+    let err = api
+        .create("default", &manifest("web").etp("Local"))
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        r#"Service "web" is invalid: spec.externalTrafficPolicy: Invalid value: "Local": may only be set for externally-accessible services"#
+    );
+    let mut m = manifest("web");
+    m.spec.external_ips = vec![sp("127.0.0.1".to_string())];
+    let err = api.create("default", &m).unwrap_err();
+    assert_eq!(
+        err.message,
+        r#"Service "web" is invalid: spec.externalIPs[0]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)"#
+    );
+}
