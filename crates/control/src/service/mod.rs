@@ -30,7 +30,6 @@
 mod apply;
 mod families;
 mod field;
-mod ipam_standin;
 mod ipstr;
 mod nodeport;
 mod spec;
@@ -50,7 +49,7 @@ use crate::state;
 
 pub use apply::apply_request;
 pub use field::ApiError;
-pub use ipam_standin::{AllocatorKind, ServiceIpAllocator, ServiceIpError};
+pub use knetsim_ipam::service_ip::{AllocatorKind, ServiceIpAllocator, ServiceIpError};
 pub use nodeport::{NodePortAllocator, PortError};
 
 use families::ClusterFamilies;
@@ -807,10 +806,11 @@ impl ServiceApi {
                             strings_value(&svc.cluster_ips),
                             format!("failed to allocated ip:{ip} with error:{e}"),
                         ),
+                        // Before the dual-stack rewrite `ErrNotInRange` did not name the IP.
                         IpErrStyle::Alpha => FieldError::invalid(
                             "spec.clusterIP",
                             BadValue::Str(svc.cluster_ip.clone()),
-                            e.to_string(),
+                            e.legacy_text(),
                         ),
                     };
                     return Err(ApiError::invalid(&svc.name, &[err]));
@@ -1265,6 +1265,21 @@ impl ServiceApi {
                             ),
                         );
                     }
+                }
+                Err(
+                    e @ (ServiceIpError::MismatchedNetwork
+                    | ServiceIpError::NotReady
+                    | ServiceIpError::PrefixTooShort { .. }),
+                ) => {
+                    push(
+                        "UnknownError",
+                        format!(
+                            "Unable to allocate cluster IP [{fam}]:{ip} due to an unknown error"
+                        ),
+                        format!(
+                            "unable to allocate cluster IP [{fam}]:{ip} for service {name}/{ns} due to an unknown error, exiting: {e}"
+                        ),
+                    );
                 }
                 Err(ServiceIpError::Full) => {
                     push(

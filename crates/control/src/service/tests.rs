@@ -1799,7 +1799,7 @@ fn alpha_ip_family() {
             "singlestack:v4",
             alpha_svc("web").cluster_ips(&["10.1.0.5"]),
             Err(
-                r#"Service "web" is invalid: spec.clusterIP: Invalid value: "10.1.0.5": the provided IP (10.1.0.5) is not in the valid range. The range of valid IPs is 10.0.0.0/16"#,
+                r#"Service "web" is invalid: spec.clusterIP: Invalid value: "10.1.0.5": provided IP is not in the valid range. The range of valid IPs is 10.0.0.0/16"#,
             ),
         ),
     ];
