@@ -99,9 +99,12 @@ pub struct Features {
     pub internal_traffic_policy: bool,
     /// ServiceLBNodePortControl on (beta 1.22): `allocateLoadBalancerNodePorts`.
     pub lb_node_port_control: bool,
-    /// `ExternallyAccessible` counts ClusterIP Services with external IPs, and
-    /// `externalTrafficPolicy` validation uses the newer wording (1.27).
+    /// `ExternallyAccessible` counts ClusterIP Services with external IPs and the
+    /// "externally-accessible" wording (kubernetes/kubernetes#119150, v1.29.0-alpha.1).
     pub externally_accessible_external_ips: bool,
+    /// `validateServiceExternalTrafficPolicy` (Required/NotSupported, "may only be set when
+    /// `type` is 'NodePort' or 'LoadBalancer'") replaced the old free-text messages. The
+    /// 1.27 boundary is a best estimate (the wording is confirmed on 1.28 by #119150).
     pub modern_etp_validation: bool,
     /// Before 1.23 the REST code itself ran `ValidateServiceExternalTrafficFieldsCombination`.
     pub rest_checks_traffic_combination: bool,
@@ -130,7 +133,7 @@ impl Features {
             dual_stack: dual_stack || era == Era::Modern,
             internal_traffic_policy: version.at_least(22),
             lb_node_port_control: version.at_least(22),
-            externally_accessible_external_ips: version.at_least(27),
+            externally_accessible_external_ips: version.at_least(29),
             modern_etp_validation: version.at_least(27),
             rest_checks_traffic_combination: era != Era::Modern,
             per_entry_source_range_validation: version.at_least(29),

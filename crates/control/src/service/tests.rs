@@ -2285,8 +2285,8 @@ fn legacy_apply_upgrade_and_downgrade() {
 
 #[test]
 fn external_traffic_policy_defaults_and_validation_by_version() {
-    // A ClusterIP Service with external IPs is externally accessible from 1.27.
-    for (version, want) in [(26, None), (27, Some("Cluster"))] {
+    // A ClusterIP Service with external IPs is externally accessible from 1.29 (#119150).
+    for (version, want) in [(26, None), (28, None), (29, Some("Cluster"))] {
         let mut api = api_with(version, cidrs("singlestack:v4"), true);
         let mut m = manifest("web");
         m.spec.external_ips = vec![sp("192.0.2.10".to_string())];
@@ -2316,6 +2316,35 @@ fn external_traffic_policy_defaults_and_validation_by_version() {
             .unwrap_err();
         assert_eq!(err.message, want, "1.{version}");
     }
+    // `externalTrafficPolicy: Local` on a ClusterIP Service with external IPs: the wording
+    // of each era (the 1.28 one is quoted in kubernetes/kubernetes#119150).
+    for (version, want) in [
+        (
+            26,
+            Some(
+                r#"Service "web" is invalid: spec.externalTrafficPolicy: Invalid value: "Local": ExternalTrafficPolicy can only be set on NodePort and LoadBalancer service"#,
+            ),
+        ),
+        (
+            28,
+            Some(
+                r#"Service "web" is invalid: spec.externalTrafficPolicy: Invalid value: "Local": may only be set when `type` is 'NodePort' or 'LoadBalancer'"#,
+            ),
+        ),
+        (29, None),
+    ] {
+        let mut api = api_with(version, cidrs("singlestack:v4"), true);
+        let mut m = manifest("web").etp("Local");
+        m.spec.external_ips = vec![sp("192.0.2.10".to_string())];
+        let got = api.create("default", &m);
+        match want {
+            Some(want) => assert_eq!(got.unwrap_err().message, want, "1.{version}"),
+            None => assert_eq!(
+                got.unwrap().spec.external_traffic_policy.as_deref(),
+                Some("Local")
+            ),
+        }
+    }
     let mut api = api("singlestack:v4");
     let err = api
         .create("default", &manifest("web").etp("Local"))
@@ -2331,4 +2360,18 @@ fn external_traffic_policy_defaults_and_validation_by_version() {
         err.message,
         r#"Service "web" is invalid: spec.externalIPs[0]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)"#
     );
+}
+
+#[test]
+fn legacy_ip_family_is_not_a_field_from_1_20() {
+    // From 1.20 `spec.ipFamily` no longer exists: the server drops it (the lead warns), so an
+    // IPv6 request on a v4-first dual-stack cluster still gets the primary family.
+    for version in [20, 23, 30] {
+        let mut api = api_with(version, cidrs("dualstack:v4v6"), true);
+        let mut m = manifest("web");
+        m.legacy_ip_family = Some(sp("IPv6".to_string()));
+        let s = api.create("default", &m).unwrap();
+        assert_eq!(s.spec.ip_family, None, "1.{version}");
+        assert_eq!(fams(&s), ["IPv4"], "1.{version}");
+    }
 }

@@ -831,7 +831,11 @@ fn external_traffic_policy(svc: &Svc, f: &Features) -> Vec<FieldError> {
             errs.push(FieldError::invalid(
                 "spec.externalTrafficPolicy",
                 BadValue::Str(svc.external_traffic_policy.clone()),
-                "may only be set for externally-accessible services",
+                if f.externally_accessible_external_ips {
+                    "may only be set for externally-accessible services"
+                } else {
+                    "may only be set when `type` is 'NodePort' or 'LoadBalancer'"
+                },
             ));
         }
     } else if svc.external_traffic_policy.is_empty() {
