@@ -24,6 +24,8 @@
 pub mod config;
 pub mod expect;
 pub mod fabric;
+#[cfg(test)]
+mod flow_tests;
 pub mod masq;
 pub mod names;
 pub mod proxy;
