@@ -25,6 +25,8 @@ pub mod config;
 pub mod expect;
 pub mod fabric;
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 mod flow_tests;
 pub mod masq;
 pub mod names;

@@ -82,7 +82,8 @@ pub struct NftRule {
 pub struct Hook {
     pub type_: &'static str,
     pub hook: &'static str,
-    /// Symbolic priority as `nft list ruleset` prints it (`dstnat - 10`, `filter`, …).
+    /// Numeric priority (`-110` is `dstnat - 10`); numeric because `nft` accepts the symbolic
+    /// `dstnat` only on the prerouting hook.
     pub priority: &'static str,
 }
 
@@ -251,26 +252,26 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> NftablesRules {
         pre_dnat_prerouting = "filter-prerouting-pre-dnat";
         pre_dnat_output = "filter-output-pre-dnat";
         post_dnat_output = "filter-output";
-        b.base(pre_dnat_prerouting, "filter", "prerouting", "dstnat - 10");
-        b.base(pre_dnat_output, "filter", "output", "dstnat - 10");
-        b.base("filter-input", "filter", "input", "filter");
-        b.base("filter-forward", "filter", "forward", "filter");
-        b.base("filter-output", "filter", "output", "filter");
+        b.base(pre_dnat_prerouting, "filter", "prerouting", "-110");
+        b.base(pre_dnat_output, "filter", "output", "-110");
+        b.base("filter-input", "filter", "input", "0");
+        b.base("filter-forward", "filter", "forward", "0");
+        b.base("filter-output", "filter", "output", "0");
     } else {
         pre_dnat_prerouting = "filter-prerouting";
         pre_dnat_output = "filter-output";
         post_dnat_output = "filter-output-post-dnat";
-        b.base("filter-prerouting", "filter", "prerouting", "dstnat - 10");
-        b.base("filter-input", "filter", "input", "dstnat - 10");
-        b.base("filter-forward", "filter", "forward", "dstnat - 10");
-        b.base("filter-output", "filter", "output", "dstnat - 10");
+        b.base("filter-prerouting", "filter", "prerouting", "-110");
+        b.base("filter-input", "filter", "input", "-110");
+        b.base("filter-forward", "filter", "forward", "-110");
+        b.base("filter-output", "filter", "output", "-110");
         if has_cluster_ips_check {
-            b.base("filter-output-post-dnat", "filter", "output", "dstnat + 10");
+            b.base("filter-output-post-dnat", "filter", "output", "-90");
         }
     }
-    b.base("nat-prerouting", "nat", "prerouting", "dstnat");
-    b.base("nat-output", "nat", "output", "dstnat");
-    b.base("nat-postrouting", "nat", "postrouting", "srcnat");
+    b.base("nat-prerouting", "nat", "prerouting", "-100");
+    b.base("nat-output", "nat", "output", "-100");
+    b.base("nat-postrouting", "nat", "postrouting", "100");
 
     // Jumps from the base chains (nftablesJumpChains).
     let new = || vec![Expr::CtStateNew];
