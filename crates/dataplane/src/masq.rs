@@ -549,7 +549,8 @@ mod tests {
     fn ip_masq_agent_validation_messages_are_verbatim() {
         let many: Vec<String> = (0..65).map(|i| format!("10.{i}.0.0/16")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
-        let cases: Vec<(Option<&[&str]>, bool, Option<&str>)> = vec![
+        type Case<'a> = (Option<&'a [&'a str]>, bool, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (None, false, None),
             (Some(&["10.0.0.0/8"]), false, None),
             (

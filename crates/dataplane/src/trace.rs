@@ -836,7 +836,7 @@ impl Walk<'_> {
                 }
                 NextHop::Node { .. } | NextHop::Connected
                     if leaves_host
-                        && !matches!(route.next_hop, NextHop::Connected if self.dp.fabric.node_by_ip.get(&dst).is_none()) =>
+                        && !matches!(route.next_hop, NextHop::Connected if !self.dp.fabric.node_by_ip.contains_key(&dst)) =>
                 {
                     let next = match &route.next_hop {
                         NextHop::Node { node } => Some(node.clone()),
