@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use knetsim_control::state::{ClusterState, NamespacedName, Service};
+use knetsim_control::state::{ClusterState, EndpointSlice, NamespacedName, Service};
 use knetsim_ipam::Family;
 
 use crate::names;
@@ -146,6 +146,22 @@ pub fn build_family(
 ) -> FamilyModel {
     let mut ports = Vec::new();
     let mut total_endpoints = 0;
+    // Slices by owning Service, once: looking them up per service port would be quadratic
+    // in a namespace with thousands of Services.
+    let mut slices: std::collections::HashMap<(&str, &str), Vec<&EndpointSlice>> =
+        std::collections::HashMap::new();
+    for (nn, slice) in &state.endpoint_slices {
+        if slice.address_type != family {
+            continue;
+        }
+        if let Some(svc) = slice.service_name() {
+            slices
+                .entry((nn.namespace.as_str(), svc))
+                .or_default()
+                .push(slice);
+        }
+    }
+    let no_slices = Vec::new();
     for (nn, svc) in &state.services {
         // ShouldSkipService: headless and ExternalName Services get no rules.
         if svc.spec.type_ == "ExternalName" || svc.spec.is_headless() {
@@ -196,7 +212,10 @@ pub fn build_family(
             } else {
                 format!("{}/{}:{}", nn.namespace, nn.name, port_name).into()
             };
-            let endpoints = collect_endpoints(state, nn, &port_name, proto, family, &name);
+            let svc_slices = slices
+                .get(&(nn.namespace.as_str(), nn.name.as_str()))
+                .unwrap_or(&no_slices);
+            let endpoints = collect_endpoints(svc_slices, nn, &port_name, proto, &name);
             total_endpoints += endpoints.len();
             ports.push(ServicePortInfo {
                 service: nn.clone(),
@@ -246,23 +265,15 @@ pub fn build_family(
 /// endpoint wins over a terminating one), sorted by `ip:port` text.
 // kube-proxy: pkg/proxy/endpointslicecache.go addEndpoints, endpointsMapFromEndpointInfo
 fn collect_endpoints(
-    state: &ClusterState,
+    slices: &[&EndpointSlice],
     svc: &NamespacedName,
     port_name: &str,
     proto: Proto,
-    family: Family,
     svc_port_name: &str,
 ) -> Vec<EndpointInfo> {
     let mut by_addr: std::collections::BTreeMap<String, EndpointInfo> =
         std::collections::BTreeMap::new();
-    let start = NamespacedName::new(svc.namespace.clone(), String::new());
-    for (nn, slice) in state.endpoint_slices.range(start..) {
-        if nn.namespace != svc.namespace {
-            break;
-        }
-        if slice.service_name() != Some(svc.name.as_str()) || slice.address_type != family {
-            continue;
-        }
+    for slice in slices {
         for p in &slice.ports {
             if p.name.as_deref().unwrap_or("") != port_name
                 || Proto::parse(&p.protocol) != Some(proto)
