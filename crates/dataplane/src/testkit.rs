@@ -205,6 +205,7 @@ impl ClusterBuilder {
             spec: PodSpec {
                 node_name: Some(node.to_string()),
                 host_network: false,
+                node_selector: Default::default(),
                 containers: vec![],
             },
             status: PodStatus {
