@@ -208,6 +208,7 @@ impl ClusterBuilder {
                 node_selector: Default::default(),
                 containers: vec![],
             },
+            sim: Default::default(),
             status: PodStatus {
                 phase: "Running".to_string(),
                 conditions: vec![],

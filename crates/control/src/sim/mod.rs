@@ -77,11 +77,8 @@ pub(crate) struct Sim<'a> {
     slice_names: SliceNames,
     slice_rng: NamedRng,
     pub(crate) name_rng: NamedRng,
-    /// Creation sequence of each pod (the ReplicaSet controller deletes the newest first).
-    pub(crate) pod_seq: BTreeMap<NamespacedName, u64>,
+    /// The creation index the next pod gets.
     pub(crate) next_pod_seq: u64,
-    /// Pods the scheduler has bound (or a kubelet has admitted), counted in `NodeInfo::pods`.
-    pub(crate) admitted: BTreeSet<NamespacedName>,
 }
 
 #[derive(Clone, Debug)]
@@ -125,9 +122,7 @@ impl<'a> Sim<'a> {
             slice_names: SliceNames::default(),
             slice_rng: rng::named(seed, "kube-controller-manager/endpointslice-names"),
             name_rng: rng::named(seed, "kube-controller-manager/generated-names"),
-            pod_seq: BTreeMap::new(),
             next_pod_seq: 0,
-            admitted: BTreeSet::new(),
         }
     }
 
@@ -572,16 +567,15 @@ impl<'a> Sim<'a> {
         self.insert_pod(key, new);
     }
 
-    pub(crate) fn insert_pod(&mut self, key: NamespacedName, pod: Pod) {
-        self.pod_seq.insert(key.clone(), self.next_pod_seq);
+    pub(crate) fn insert_pod(&mut self, key: NamespacedName, mut pod: Pod) {
+        pod.sim.creation_index = self.next_pod_seq;
         self.next_pod_seq += 1;
         self.state.pods.insert(key, pod);
     }
 
     pub(crate) fn delete_pod(&mut self, key: &NamespacedName) {
         if let Some(pod) = self.state.pods.remove(key) {
-            self.pod_seq.remove(key);
-            if self.admitted.remove(key) {
+            if pod.sim.admitted {
                 if let Some(info) = pod.spec.node_name.as_ref().and_then(|n| self.nodes.get_mut(n)) {
                     info.pods = info.pods.saturating_sub(1);
                 }
