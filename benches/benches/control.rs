@@ -8,7 +8,10 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use knetsim_model::source::FsLoader;
 
-const LIMITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/limits/limits-5000.yaml");
+const LIMITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/limits/limits-5000.yaml"
+);
 
 fn limits(c: &mut Criterion) {
     let loaded = knetsim_model::load_scenario(Path::new(LIMITS), &FsLoader);
@@ -17,9 +20,15 @@ fn limits(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("limits-5000");
     g.sample_size(10);
-    g.bench_function("load", |b| b.iter(|| knetsim_model::load_scenario(black_box(Path::new(LIMITS)), &FsLoader)));
-    g.bench_function("simulate", |b| b.iter(|| knetsim_control::simulate(black_box(&scenario))));
-    g.bench_function("write-yaml", |b| b.iter(|| knetsim::render::yaml::to_string(black_box(&state)).expect("yaml")));
+    g.bench_function("load", |b| {
+        b.iter(|| knetsim_model::load_scenario(black_box(Path::new(LIMITS)), &FsLoader))
+    });
+    g.bench_function("simulate", |b| {
+        b.iter(|| knetsim_control::simulate(black_box(&scenario)))
+    });
+    g.bench_function("write-yaml", |b| {
+        b.iter(|| knetsim::render::yaml::to_string(black_box(&state)).expect("yaml"))
+    });
     g.finish();
 }
 

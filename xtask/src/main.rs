@@ -33,29 +33,68 @@ fn main() -> ExitCode {
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed with {status}", args.join(" "))) }
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed with {status}",
+            args.join(" ")
+        ))
+    }
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
 }
 
 fn ci() -> Result<(), String> {
     run("cargo", &["fmt", "--all", "--", "--check"])?;
-    run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     test()
 }
 
 fn test() -> Result<(), String> {
     if have("cargo-nextest") {
-        run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])?;
+        run(
+            "cargo",
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ],
+        )?;
     } else {
-        run("cargo", &["test", "--workspace", "--locked", "--no-fail-fast"])?;
+        run(
+            "cargo",
+            &["test", "--workspace", "--locked", "--no-fail-fast"],
+        )?;
     }
     run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
     kernel_check()
@@ -73,13 +112,30 @@ fn kernel_check() -> Result<(), String> {
     let mut missing: Vec<&str> = tools.into_iter().filter(|p| !have(p)).collect();
     if !missing.is_empty() && is_root() && have("apt-get") {
         // The README promises that this one command sets up what the tests need.
-        eprintln!("xtask: installing the kernel check's tools ({})", missing.join(", "));
+        eprintln!(
+            "xtask: installing the kernel check's tools ({})",
+            missing.join(", ")
+        );
         run("apt-get", &["update", "-qq"])?;
-        run("apt-get", &["install", "-y", "-qq", "--no-install-recommends", "iptables", "nftables", "util-linux"])?;
+        run(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "iptables",
+                "nftables",
+                "util-linux",
+            ],
+        )?;
         missing = tools.into_iter().filter(|p| !have(p)).collect();
     }
     if !missing.is_empty() {
-        let msg = format!("kernel check needs {} (apt-get install -y iptables nftables util-linux)", missing.join(", "));
+        let msg = format!(
+            "kernel check needs {} (apt-get install -y iptables nftables util-linux)",
+            missing.join(", ")
+        );
         if std::env::var_os("CI").is_some() {
             return Err(msg);
         }
@@ -89,8 +145,23 @@ fn kernel_check() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("knetsim-rules-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let dir_s = dir.to_string_lossy().into_owned();
-    let r = run("cargo", &["run", "--quiet", "--locked", "-p", "knetsim", "--", "rules", "scenarios/dataplane/kernel-fixture.yaml", "--all-nodes", "--write-dir", &dir_s])
-        .and_then(|()| run("bash", &[script, &dir_s]));
+    let r = run(
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--locked",
+            "-p",
+            "knetsim",
+            "--",
+            "rules",
+            "scenarios/dataplane/kernel-fixture.yaml",
+            "--all-nodes",
+            "--write-dir",
+            &dir_s,
+        ],
+    )
+    .and_then(|()| run("bash", &[script, &dir_s]));
     let _ = std::fs::remove_dir_all(&dir);
     r
 }

@@ -11,7 +11,10 @@ pub struct Output {
 /// The workspace root: scenario paths in snapshots are relative to it, as a user at the root
 /// of a clone would type them.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// Runs `knetsim <args>` with the workspace root as the current directory.
@@ -22,7 +25,11 @@ pub fn knetsim(args: &[&str]) -> Output {
     let mut out = Vec::new();
     let mut err = Vec::new();
     let code = knetsim::main_with(argv, &mut out, &mut err);
-    Output { code, stdout: String::from_utf8(out).expect("utf-8"), stderr: String::from_utf8(err).expect("utf-8") }
+    Output {
+        code,
+        stdout: String::from_utf8(out).expect("utf-8"),
+        stderr: String::from_utf8(err).expect("utf-8"),
+    }
 }
 
 /// Scenario files below `dir` (relative to the root), as `knetsim test` would find them.
@@ -35,10 +42,17 @@ pub fn scenario_files(dir: &str) -> Vec<String> {
 }
 
 fn walk(dir: &Path, files: &mut Vec<String>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     entries.sort();
     for e in entries {
-        let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = e
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if e.is_dir() {
             if name != "manifests" && name != "bad" {
                 walk(&e, files);

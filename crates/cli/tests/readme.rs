@@ -19,9 +19,18 @@ fn blocks(lines: &[&str]) -> Vec<Block> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        if lines[i].trim() == "```console" && i + 1 < lines.len() && lines[i + 1].starts_with("$ knetsim ") {
-            let end = (i + 2..lines.len()).find(|&j| lines[j].trim() == "```").expect("closed fence");
-            out.push(Block { command_line: i + 1, end, command: lines[i + 1][2..].to_owned() });
+        if lines[i].trim() == "```console"
+            && i + 1 < lines.len()
+            && lines[i + 1].starts_with("$ knetsim ")
+        {
+            let end = (i + 2..lines.len())
+                .find(|&j| lines[j].trim() == "```")
+                .expect("closed fence");
+            out.push(Block {
+                command_line: i + 1,
+                end,
+                command: lines[i + 1][2..].to_owned(),
+            });
             i = end;
         }
         i += 1;
@@ -64,7 +73,11 @@ fn readme_examples_show_real_output() {
     let text = std::fs::read_to_string(&path).expect("README.md");
     let lines: Vec<&str> = text.lines().collect();
     let found = blocks(&lines);
-    assert!(found.len() >= 6, "the README should show every subcommand; found {} examples", found.len());
+    assert!(
+        found.len() >= 6,
+        "the README should show every subcommand; found {} examples",
+        found.len()
+    );
     let bless = std::env::var_os("KNETSIM_BLESS_README").is_some();
     let mut rewritten: Vec<String> = Vec::new();
     let mut cursor = 0;
@@ -73,7 +86,10 @@ fn readme_examples_show_real_output() {
         let want = lines[b.command_line + 1..b.end].join("\n");
         let got = run(&b.command);
         if got != want {
-            mismatches.push(format!("`{}`:\n--- README\n{want}\n--- actual\n{got}", b.command));
+            mismatches.push(format!(
+                "`{}`:\n--- README\n{want}\n--- actual\n{got}",
+                b.command
+            ));
         }
         rewritten.extend(lines[cursor..=b.command_line].iter().map(|s| s.to_string()));
         if !got.is_empty() {
@@ -86,5 +102,9 @@ fn readme_examples_show_real_output() {
         std::fs::write(&path, rewritten.join("\n") + "\n").expect("write README");
         return;
     }
-    assert!(mismatches.is_empty(), "README examples are out of date (KNETSIM_BLESS_README=1 rewrites them):\n{}", mismatches.join("\n\n"));
+    assert!(
+        mismatches.is_empty(),
+        "README examples are out of date (KNETSIM_BLESS_README=1 rewrites them):\n{}",
+        mismatches.join("\n\n")
+    );
 }

@@ -10,15 +10,24 @@ fn is_large(file: &str) -> bool {
 }
 
 fn snapshot_name(file: &str) -> String {
-    file.trim_start_matches("scenarios/").trim_end_matches(".yaml").replace('/', "__")
+    file.trim_start_matches("scenarios/")
+        .trim_end_matches(".yaml")
+        .replace('/', "__")
 }
 
 #[test]
 fn every_scenario_state_is_snapshotted() {
     let files = scenario_files("scenarios");
-    assert!(files.len() >= 15, "expected the bundled scenarios, found {files:?}");
+    assert!(
+        files.len() >= 15,
+        "expected the bundled scenarios, found {files:?}"
+    );
     for file in files {
-        let args: Vec<&str> = if is_large(&file) { vec!["run", &file, "--summary"] } else { vec!["run", &file] };
+        let args: Vec<&str> = if is_large(&file) {
+            vec!["run", &file, "--summary"]
+        } else {
+            vec!["run", &file]
+        };
         let out = knetsim(&args);
         assert_eq!(out.code, 0, "{file}: {}", out.stderr);
         snapshot_settings("scenarios").bind(|| {
@@ -37,13 +46,23 @@ fn every_scenario_meets_its_expectations() {
 
 #[test]
 fn output_is_identical_across_runs_and_thread_counts() {
-    for file in ["scenarios/kind/dual-stack-defaults.yaml", "scenarios/exhaustion/node-cidrs.yaml"] {
+    for file in [
+        "scenarios/kind/dual-stack-defaults.yaml",
+        "scenarios/exhaustion/node-cidrs.yaml",
+    ] {
         let first = knetsim(&["run", file]).stdout;
         for _ in 0..9 {
-            assert_eq!(knetsim(&["run", file]).stdout, first, "{file} changed between runs");
+            assert_eq!(
+                knetsim(&["run", file]).stdout,
+                first,
+                "{file} changed between runs"
+            );
         }
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
             let out = pool.install(|| knetsim(&["run", file]).stdout);
             assert_eq!(out, first, "{file} differs with {threads} thread(s)");
         }
@@ -55,7 +74,10 @@ fn json_output_is_the_same_document() {
     let out = knetsim(&["run", "scenarios/services/headless.yaml", "-o", "json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
-    assert_eq!(v["services"][0]["metadata"]["name"], "headless-with-selector");
+    assert_eq!(
+        v["services"][0]["metadata"]["name"],
+        "headless-with-selector"
+    );
 }
 
 #[test]
@@ -64,16 +86,27 @@ fn every_bad_input_exits_2_with_a_located_diagnostic() {
     for e in std::fs::read_dir(crate::harness::root().join("scenarios/bad")).expect("bad corpus") {
         let p = e.expect("entry").path();
         if p.extension().is_some_and(|x| x == "yaml") && !p.to_string_lossy().contains("-warning") {
-            files.push(format!("scenarios/bad/{}", p.file_name().unwrap().to_string_lossy()));
+            files.push(format!(
+                "scenarios/bad/{}",
+                p.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
     files.sort();
-    assert!(files.len() >= 40, "the bad-input corpus has {} files", files.len());
+    assert!(
+        files.len() >= 40,
+        "the bad-input corpus has {} files",
+        files.len()
+    );
     for file in files {
         let out = knetsim(&["check", &file]);
         assert_eq!(out.code, 2, "{file} should be rejected: {}", out.stdout);
         assert!(out.stderr.contains("error"), "{file}: {}", out.stderr);
-        assert!(out.stderr.contains(" --> ") || out.stderr.contains("-->"), "{file} has no location: {}", out.stderr);
+        assert!(
+            out.stderr.contains(" --> ") || out.stderr.contains("-->"),
+            "{file} has no location: {}",
+            out.stderr
+        );
     }
 }
 
@@ -87,7 +120,10 @@ fn unknown_subcommand_and_missing_file_exit_2() {
 
 #[test]
 fn parallel_state_writer_matches_the_serde_path() {
-    for file in scenario_files("scenarios").into_iter().filter(|f| !is_large(f)) {
+    for file in scenario_files("scenarios")
+        .into_iter()
+        .filter(|f| !is_large(f))
+    {
         let path = crate::harness::root().join(&file);
         let loaded = knetsim_model::load_scenario(&path, &knetsim_model::source::FsLoader);
         let scenario = loaded.value.expect("scenario loads");

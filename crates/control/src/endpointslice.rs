@@ -35,13 +35,19 @@ struct PodIndex<'a> {
 impl<'a> PodIndex<'a> {
     /// Indexes the labels whose keys appear in `selector_keys` (the only ones any Service
     /// selects on).
-    fn new(pods: &'a BTreeMap<NamespacedName, Pod>, selector_keys: &std::collections::BTreeSet<&str>) -> Self {
+    fn new(
+        pods: &'a BTreeMap<NamespacedName, Pod>,
+        selector_keys: &std::collections::BTreeSet<&str>,
+    ) -> Self {
         let mut by_label: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
         // BTreeMap order makes every list sorted by (namespace, name).
         for (key, pod) in pods {
             for (k, v) in &pod.metadata.labels {
                 if selector_keys.contains(k.as_str()) {
-                    by_label.entry((key.namespace.as_str(), k.as_str(), v.as_str())).or_default().push(pod);
+                    by_label
+                        .entry((key.namespace.as_str(), k.as_str(), v.as_str()))
+                        .or_default()
+                        .push(pod);
                 }
             }
         }
@@ -58,11 +64,18 @@ impl<'a> PodIndex<'a> {
             }
         }
         lists.sort_by_key(|l| l.len());
-        let Some((first, rest)) = lists.split_first() else { return Vec::new() };
+        let Some((first, rest)) = lists.split_first() else {
+            return Vec::new();
+        };
         first
             .iter()
             .copied()
-            .filter(|p| rest.is_empty() || selector.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v)))
+            .filter(|p| {
+                rest.is_empty()
+                    || selector
+                        .iter()
+                        .all(|(k, v)| p.metadata.labels.get(k) == Some(v))
+            })
             .collect()
     }
 }
@@ -83,7 +96,9 @@ pub fn reconcile(
     let index = PodIndex::new(&state.pods, &selector_keys);
     let mut slices = BTreeMap::new();
     for (key, svc) in &state.services {
-        let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
+        let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
         if svc.spec.type_ == "ExternalName" {
             continue;
         }
@@ -106,20 +121,38 @@ pub fn reconcile(
 /// The endpoints of one Service and family, grouped by the ports they resolve to (pods can
 /// resolve a named `targetPort` differently), each group cut into slices of at most
 /// [`MAX_ENDPOINTS_PER_SLICE`]. A Service without endpoints gets one empty placeholder.
-fn slices_for(svc: &Service, pods: &[&Pod], family: Family) -> Vec<(Vec<Endpoint>, Vec<EndpointPort>)> {
+fn slices_for(
+    svc: &Service,
+    pods: &[&Pod],
+    family: Family,
+) -> Vec<(Vec<Endpoint>, Vec<EndpointPort>)> {
     // With numeric target ports (the common case) every pod resolves the same ports: resolve
     // once, and group without per-pod work.
-    let numeric = svc.spec.ports.iter().all(|p| matches!(p.target_port, TargetPort::Number(_)));
+    let numeric = svc
+        .spec
+        .ports
+        .iter()
+        .all(|p| matches!(p.target_port, TargetPort::Number(_)));
     let mut groups: Vec<(Vec<Option<u16>>, Vec<Endpoint>)> = Vec::new();
     for pod in pods {
         if !pod.is_running() {
             continue;
         }
-        let Some(ip) = pod.ip_of(family) else { continue };
-        let key: Vec<Option<u16>> = if numeric { Vec::new() } else { resolve_ports(svc, pod) };
+        let Some(ip) = pod.ip_of(family) else {
+            continue;
+        };
+        let key: Vec<Option<u16>> = if numeric {
+            Vec::new()
+        } else {
+            resolve_ports(svc, pod)
+        };
         let endpoint = Endpoint {
             addresses: vec![ip],
-            conditions: EndpointConditions { ready: true, serving: true, terminating: false },
+            conditions: EndpointConditions {
+                ready: true,
+                serving: true,
+                terminating: false,
+            },
             node_name: pod.spec.node_name.clone(),
             target_ref: Some(TargetRef {
                 kind: "Pod",
@@ -147,7 +180,11 @@ fn slices_for(svc: &Service, pods: &[&Pod], family: Family) -> Vec<(Vec<Endpoint
                     TargetPort::Number(n) => Some(*n),
                     TargetPort::Name(_) => key.get(i).copied().flatten(),
                 }?;
-                Some(EndpointPort { name: p.name.clone(), port, protocol: p.protocol.clone() })
+                Some(EndpointPort {
+                    name: p.name.clone(),
+                    port,
+                    protocol: p.protocol.clone(),
+                })
             })
             .collect();
         let mut list = list;
@@ -189,7 +226,10 @@ fn make_slice(
     api_version: &'static str,
 ) -> EndpointSlice {
     let mut labels = svc.metadata.labels.clone();
-    labels.insert("endpointslice.kubernetes.io/managed-by".into(), "endpointslice-controller.k8s.io".into());
+    labels.insert(
+        "endpointslice.kubernetes.io/managed-by".into(),
+        "endpointslice-controller.k8s.io".into(),
+    );
     labels.insert("kubernetes.io/service-name".into(), key.name.clone());
     if svc.spec.is_headless() {
         labels.insert("service.kubernetes.io/headless".into(), String::new());

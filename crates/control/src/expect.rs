@@ -25,14 +25,30 @@ pub struct Outcome {
 
 /// Evaluates every control-plane expectation (dataplane ones are skipped: the dataplane
 /// evaluates those).
-pub fn evaluate(state: &ClusterState, expectations: &[knetsim_model::Spanned<Expectation>]) -> Vec<Outcome> {
-    let needs_doc = expectations.iter().any(|e| matches!(e.value, Expectation::Object { .. } | Expectation::Count { .. }));
-    let doc = if needs_doc { serde_json::to_value(state).unwrap_or(Value::Null) } else { Value::Null };
+pub fn evaluate(
+    state: &ClusterState,
+    expectations: &[knetsim_model::Spanned<Expectation>],
+) -> Vec<Outcome> {
+    let needs_doc = expectations.iter().any(|e| {
+        matches!(
+            e.value,
+            Expectation::Object { .. } | Expectation::Count { .. }
+        )
+    });
+    let doc = if needs_doc {
+        serde_json::to_value(state).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     let mut out = Vec::new();
     for e in expectations {
         let span = e.span;
         match &e.value {
-            Expectation::Component { component, started, message } => {
+            Expectation::Component {
+                component,
+                started,
+                message,
+            } => {
                 let name = component.name();
                 let status = state.components.get(name);
                 if let Some(want) = started {
@@ -43,24 +59,52 @@ pub fn evaluate(state: &ClusterState, expectations: &[knetsim_model::Spanned<Exp
                 }
                 if let Some(want) = message {
                     let got = status.and_then(|s| s.message.clone());
-                    out.push(check(format!("{name} message"), span, got.as_deref() == Some(want.as_str()), || {
-                        format!("expected message {want:?}, found {}", got.as_deref().map_or("none".into(), |g| format!("{g:?}")))
-                    }));
+                    out.push(check(
+                        format!("{name} message"),
+                        span,
+                        got.as_deref() == Some(want.as_str()),
+                        || {
+                            format!(
+                                "expected message {want:?}, found {}",
+                                got.as_deref().map_or("none".into(), |g| format!("{g:?}"))
+                            )
+                        },
+                    ));
                 }
             }
-            Expectation::Object { target, absent, fields } => {
+            Expectation::Object {
+                target,
+                absent,
+                fields,
+            } => {
                 let label = match &target.namespace {
-                    Some(ns) if is_namespaced(&target.kind) => format!("{} {}/{}", target.kind, ns, target.name),
-                    _ if is_namespaced(&target.kind) => format!("{} default/{}", target.kind, target.name),
+                    Some(ns) if is_namespaced(&target.kind) => {
+                        format!("{} {}/{}", target.kind, ns, target.name)
+                    }
+                    _ if is_namespaced(&target.kind) => {
+                        format!("{} default/{}", target.kind, target.name)
+                    }
                     _ => format!("{} {}", target.kind, target.name),
                 };
-                let obj = find_object(&doc, &target.kind, target.namespace.as_deref(), &target.name);
+                let obj = find_object(
+                    &doc,
+                    &target.kind,
+                    target.namespace.as_deref(),
+                    &target.name,
+                );
                 if *absent {
-                    out.push(check(format!("{label} absent"), span, obj.is_none(), || "the object exists".into()));
+                    out.push(check(
+                        format!("{label} absent"),
+                        span,
+                        obj.is_none(),
+                        || "the object exists".into(),
+                    ));
                     continue;
                 }
                 let Some(obj) = obj else {
-                    out.push(check(label.clone(), span, false, || "no such object in the state".into()));
+                    out.push(check(label.clone(), span, false, || {
+                        "no such object in the state".into()
+                    }));
                     continue;
                 };
                 if fields.is_empty() {
@@ -77,41 +121,67 @@ pub fn evaluate(state: &ClusterState, expectations: &[knetsim_model::Spanned<Exp
                             format!(
                                 "expected {}, found {}",
                                 compact(&want),
-                                got.as_ref().map_or("nothing (no such field)".into(), compact)
+                                got.as_ref()
+                                    .map_or("nothing (no such field)".into(), compact)
                             )
                         }),
                         span: path.span,
                     });
                 }
             }
-            Expectation::Event { reason, object, message } => {
+            Expectation::Event {
+                reason,
+                object,
+                message,
+            } => {
                 let found = state.events.iter().any(|ev| {
                     ev.reason == *reason
-                        && object.as_ref().is_none_or(|o| object_matches(o, &ev.involved_object))
+                        && object
+                            .as_ref()
+                            .is_none_or(|o| object_matches(o, &ev.involved_object))
                         && message.as_ref().is_none_or(|m| ev.message == *m)
                 });
-                let what = format!("event {reason}{}", object.as_ref().map(|o| format!(" on {o}")).unwrap_or_default());
+                let what = format!(
+                    "event {reason}{}",
+                    object
+                        .as_ref()
+                        .map(|o| format!(" on {o}"))
+                        .unwrap_or_default()
+                );
                 out.push(check(what, span, found, || {
                     let same_reason: Vec<String> = state
                         .events
                         .iter()
                         .filter(|ev| ev.reason == *reason)
                         .take(3)
-                        .map(|ev| format!("{}/{}: {:?}", ev.involved_object.kind, ev.involved_object.name, ev.message))
+                        .map(|ev| {
+                            format!(
+                                "{}/{}: {:?}",
+                                ev.involved_object.kind, ev.involved_object.name, ev.message
+                            )
+                        })
                         .collect();
                     if same_reason.is_empty() {
                         format!("no {reason} event was reported")
                     } else {
-                        format!("no matching event; {reason} events seen: {}", same_reason.join("; "))
+                        format!(
+                            "no matching event; {reason} events seen: {}",
+                            same_reason.join("; ")
+                        )
                     }
                 }));
             }
             Expectation::Count { kind, equals } => {
                 let got = count(state, kind);
-                out.push(check(format!("count of {kind}"), span, got == Some(*equals), || match got {
-                    Some(g) => format!("expected {equals}, found {g}"),
-                    None => format!("knetsim does not count objects of kind {kind}"),
-                }));
+                out.push(check(
+                    format!("count of {kind}"),
+                    span,
+                    got == Some(*equals),
+                    || match got {
+                        Some(g) => format!("expected {equals}, found {g}"),
+                        None => format!("knetsim does not count objects of kind {kind}"),
+                    },
+                ));
             }
             Expectation::Dataplane(_) => {}
         }
@@ -120,7 +190,12 @@ pub fn evaluate(state: &ClusterState, expectations: &[knetsim_model::Spanned<Exp
 }
 
 fn check(what: String, span: Span, passed: bool, detail: impl FnOnce() -> String) -> Outcome {
-    Outcome { what, passed, detail: (!passed).then(detail), span }
+    Outcome {
+        what,
+        passed,
+        detail: (!passed).then(detail),
+        span,
+    }
 }
 
 fn is_namespaced(kind: &str) -> bool {
@@ -143,7 +218,9 @@ fn object_matches(want: &str, obj: &crate::state::InvolvedObject) -> bool {
     let parts: Vec<&str> = want.split('/').collect();
     match parts.as_slice() {
         [kind, name] => obj.kind == *kind && obj.name == *name,
-        [kind, ns, name] => obj.kind == *kind && obj.namespace.as_deref() == Some(*ns) && obj.name == *name,
+        [kind, ns, name] => {
+            obj.kind == *kind && obj.namespace.as_deref() == Some(*ns) && obj.name == *name
+        }
         _ => false,
     }
 }
@@ -193,7 +270,9 @@ fn lookup(v: &Value, path: &str) -> Option<Value> {
 /// Equality where scalars compare by text.
 fn same(got: &Value, want: &Value) -> bool {
     match (got, want) {
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+        }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len() && a.iter().all(|(k, x)| b.get(k).is_some_and(|y| same(x, y)))
         }
@@ -227,7 +306,10 @@ pub fn node_to_json(n: &Node) -> Value {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
             "null" | "~" => Value::Null,
-            t => t.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(t.to_owned())),
+            t => t
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(t.to_owned())),
         },
         NodeKind::Seq(items) => Value::Array(items.iter().map(node_to_json).collect()),
         NodeKind::Map(entries) => Value::Object(
@@ -256,7 +338,10 @@ mod tests {
                        "metadata": {"labels": {"kubernetes.io/hostname": "n1"}}});
         assert_eq!(lookup(&v, "spec.clusterIPs[1]"), Some(json!("fd00::1")));
         assert_eq!(lookup(&v, "spec.ports[0].port"), Some(json!(80)));
-        assert_eq!(lookup(&v, "metadata.labels[\"kubernetes.io/hostname\"]"), Some(json!("n1")));
+        assert_eq!(
+            lookup(&v, "metadata.labels[\"kubernetes.io/hostname\"]"),
+            Some(json!("n1"))
+        );
         assert_eq!(lookup(&v, "spec.nope"), None);
         assert_eq!(lookup(&v, "spec.clusterIPs[7]"), None);
     }

@@ -17,19 +17,27 @@ const MAX_GENERATED_BASE: usize = 58;
 
 /// `rand.String(n)`: n characters drawn uniformly from the alphabet.
 pub fn random_suffix(rng: &mut NamedRng, n: usize) -> String {
-    (0..n).map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char)
+        .collect()
 }
 
 /// `generateName: <base>` → `<base><5 random characters>`.
 pub fn generate_name(rng: &mut NamedRng, base: &str) -> String {
-    let base = if base.len() > MAX_GENERATED_BASE { &base[..MAX_GENERATED_BASE] } else { base };
+    let base = if base.len() > MAX_GENERATED_BASE {
+        &base[..MAX_GENERATED_BASE]
+    } else {
+        base
+    };
     format!("{base}{}", random_suffix(rng, 5))
 }
 
 /// `rand.SafeEncodeString`: each byte of `s` mapped onto the alphabet. The Deployment
 /// controller applies it to the decimal text of the template hash.
 pub fn safe_encode(s: &str) -> String {
-    s.bytes().map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char).collect()
+    s.bytes()
+        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
+        .collect()
 }
 
 /// The `pod-template-hash` of a pod template. Kubernetes hashes the Go object with FNV-32a
@@ -51,8 +59,8 @@ mod tests {
 
     #[test]
     fn safe_encode_matches_apimachinery() {
-        // '0' is byte 48 → 48 % 27 = 21 → 'z'; '1' → 22 → '2'; '9' → 57 % 27 = 3 → 'f'.
-        assert_eq!(safe_encode("019"), "z2f");
+        // '0' is byte 48 → 48 % 27 = 21 → '4'; '1' → 22 → '5'; '9' → 57 % 27 = 3 → 'f'.
+        assert_eq!(safe_encode("019"), "45f");
     }
 
     #[test]

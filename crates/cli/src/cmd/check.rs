@@ -3,15 +3,23 @@
 use std::io::Write;
 use std::path::Path;
 
-use knetsim_model::source::FsLoader;
 use knetsim_model::Diagnostic;
+use knetsim_model::source::FsLoader;
 
 use crate::{EXIT_INVALID, EXIT_OK};
 
-pub fn check(files: &[std::path::PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn check(
+    files: &[std::path::PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let mut code = EXIT_OK;
     for file in files {
-        let c = if looks_like_manifest(file) { check_manifest(file, out, err)? } else { check_scenario(file, out, err)? };
+        let c = if looks_like_manifest(file) {
+            check_manifest(file, out, err)?
+        } else {
+            check_scenario(file, out, err)?
+        };
         code = code.max(c);
     }
     Ok(code)
@@ -19,7 +27,9 @@ pub fn check(files: &[std::path::PathBuf], out: &mut dyn Write, err: &mut dyn Wr
 
 /// A file whose first document starts with `apiVersion:` or `kind:` is a manifest.
 fn looks_like_manifest(file: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(file) else { return false };
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
     text.lines()
         .map(str::trim_start)
         .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "---")
@@ -33,7 +43,12 @@ fn check_manifest(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         return Ok(EXIT_INVALID);
     }
     let n = loaded.value.map_or(0, |v| v.len());
-    writeln!(out, "ok: {} ({n} object{})", file.display(), if n == 1 { "" } else { "s" })?;
+    writeln!(
+        out,
+        "ok: {} ({n} object{})",
+        file.display(),
+        if n == 1 { "" } else { "s" }
+    )?;
     Ok(EXIT_OK)
 }
 

@@ -30,12 +30,20 @@ pub fn build(file: &Path, err: &mut dyn Write) -> Result<(ClusterState, Dataplan
     }
 }
 
-fn pick_node(state: &ClusterState, node: Option<String>, err: &mut dyn Write) -> Result<String, i32> {
+fn pick_node(
+    state: &ClusterState,
+    node: Option<String>,
+    err: &mut dyn Write,
+) -> Result<String, i32> {
     match node {
         Some(n) if state.nodes.contains_key(&n) => Ok(n),
         Some(n) => {
             let known: Vec<&str> = state.nodes.keys().map(String::as_str).take(10).collect();
-            let _ = writeln!(err, "error: no node named {n:?} (nodes: {})", known.join(", "));
+            let _ = writeln!(
+                err,
+                "error: no node named {n:?} (nodes: {})",
+                known.join(", ")
+            );
             Err(EXIT_INVALID)
         }
         None => match state.nodes.keys().next() {
@@ -64,11 +72,19 @@ pub fn trace(
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let q = TraceQuery { from, to, family: family.map(FamilyArg::family), proto, port };
+    let q = TraceQuery {
+        from,
+        to,
+        family: family.map(FamilyArg::family),
+        proto,
+        port,
+    };
     match knetsim_dataplane::trace(&dp, &state, &q) {
         Ok(t) => {
             match output {
-                TextOrJson::Text => out.write_all(knetsim_dataplane::render_trace_text(&t).as_bytes())?,
+                TextOrJson::Text => {
+                    out.write_all(knetsim_dataplane::render_trace_text(&t).as_bytes())?
+                }
                 TextOrJson::Json => {
                     serde_json::to_writer_pretty(&mut *out, &t)?;
                     out.write_all(b"\n")?;
@@ -111,11 +127,17 @@ pub fn rules(
         Err(code) => return Ok(code),
     };
     if let Some(problem) = &dp.proxy_problem {
-        writeln!(err, "note: {problem}; only egress masquerade rules are shown")?;
+        writeln!(
+            err,
+            "note: {problem}; only egress masquerade rules are shown"
+        )?;
     }
     if let Some(dir) = write_dir {
         std::fs::create_dir_all(&dir)?;
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario");
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("scenario");
         let nodes: Vec<String> = match node {
             Some(n) => vec![n],
             None => state.nodes.keys().cloned().collect(),
@@ -123,7 +145,10 @@ pub fn rules(
         let mut written = 0;
         for n in nodes {
             for f in families(&dp, family) {
-                std::fs::write(dir.join(format!("{stem}.{n}.{}.rules", suffix(f))), knetsim_dataplane::render_iptables_save(&dp, &n, f))?;
+                std::fs::write(
+                    dir.join(format!("{stem}.{n}.{}.rules", suffix(f))),
+                    knetsim_dataplane::render_iptables_save(&dp, &n, f),
+                )?;
                 let sets = dp.masq.ipsets(f);
                 if !sets.is_empty() {
                     std::fs::write(dir.join(format!("{stem}.{n}.{}.ipsets", suffix(f))), sets)?;
@@ -151,7 +176,11 @@ pub fn rules(
         }
         RulesFormat::Nft => out.write_all(knetsim_dataplane::render_nft(&dp, &node).as_bytes())?,
         RulesFormat::Counts => {
-            writeln!(out, "{:<24} {:<6} {:>8} {:>8} {:>8} {:>10} {:>7}", "NODE", "FAMILY", "FILTER", "NAT", "NFT", "ELEMENTS", "CHAINS")?;
+            writeln!(
+                out,
+                "{:<24} {:<6} {:>8} {:>8} {:>8} {:>10} {:>7}",
+                "NODE", "FAMILY", "FILTER", "NAT", "NFT", "ELEMENTS", "CHAINS"
+            )?;
             for f in families(&dp, family) {
                 if let Some(r) = dp.rules(&node, f) {
                     let c = r.counts();
@@ -167,7 +196,13 @@ pub fn rules(
     Ok(EXIT_OK)
 }
 
-pub fn routes(file: &Path, node: Option<String>, family: Option<FamilyArg>, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn routes(
+    file: &Path,
+    node: Option<String>,
+    family: Option<FamilyArg>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let (state, dp) = match build(file, err) {
         Ok(x) => x,
         Err(code) => return Ok(code),

@@ -10,20 +10,34 @@ use std::path::Path;
 
 use knetsim_model::{Diagnostic, Scenario, diag, source::FsLoader};
 
-use crate::cli::{Cli, Command};
 use crate::EXIT_INVALID;
+use crate::cli::{Cli, Command};
 
 pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run { file, output, summary } => run::run(&file, output, summary, out, err),
+        Command::Run {
+            file,
+            output,
+            summary,
+        } => run::run(&file, output, summary, out, err),
         Command::Check { files } => check::check(&files, out, err),
         Command::Test { paths } => test::test(&paths, out, err),
-        Command::Trace { file, from, to, family, proto, port, output } => {
-            dataplane::trace(&file, from, to, family, proto, port, output, out, err)
-        }
-        Command::Rules { file, node, family, format, write_dir } => {
-            dataplane::rules(&file, node, family, format, write_dir, out, err)
-        }
+        Command::Trace {
+            file,
+            from,
+            to,
+            family,
+            proto,
+            port,
+            output,
+        } => dataplane::trace(&file, from, to, family, proto, port, output, out, err),
+        Command::Rules {
+            file,
+            node,
+            family,
+            format,
+            write_dir,
+        } => dataplane::rules(&file, node, family, format, write_dir, out, err),
         Command::Routes { file, node, family } => dataplane::routes(&file, node, family, out, err),
         Command::Graph { file } => dataplane::graph(&file, out, err),
     }
@@ -39,7 +53,11 @@ pub fn load(path: &Path, err: &mut dyn Write) -> Result<Scenario, i32> {
     }
 }
 
-pub fn write_diagnostics(sources: &knetsim_model::SourceMap, diags: &[Diagnostic], err: &mut dyn Write) {
+pub fn write_diagnostics(
+    sources: &knetsim_model::SourceMap,
+    diags: &[Diagnostic],
+    err: &mut dyn Write,
+) {
     if !diags.is_empty() {
         let _ = err.write_all(diag::render(sources, diags).as_bytes());
     }

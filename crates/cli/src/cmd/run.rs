@@ -6,11 +6,17 @@ use std::path::Path;
 use knetsim_control::ClusterState;
 use serde::Serialize;
 
+use crate::EXIT_OK;
 use crate::cli::Output;
 use crate::render::yaml;
-use crate::EXIT_OK;
 
-pub fn run(file: &Path, output: Output, summary: bool, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run(
+    file: &Path,
+    output: Output,
+    summary: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let scenario = match super::load(file, err) {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -54,7 +60,11 @@ pub fn write_state_yaml(w: &mut dyn Write, s: &ClusterState) -> anyhow::Result<(
     yaml::write_root_entry(w, "namespaces", &s.namespaces)?;
     yaml::write_root_seq_par(w, "nodes", &s.nodes.values().collect::<Vec<_>>())?;
     yaml::write_root_seq_par(w, "services", &s.services.values().collect::<Vec<_>>())?;
-    yaml::write_root_seq_par(w, "endpointSlices", &s.endpoint_slices.values().collect::<Vec<_>>())?;
+    yaml::write_root_seq_par(
+        w,
+        "endpointSlices",
+        &s.endpoint_slices.values().collect::<Vec<_>>(),
+    )?;
     yaml::write_root_seq_par(w, "pods", &s.pods.values().collect::<Vec<_>>())?;
     if let Some(c) = &s.calico {
         yaml::write_root_entry(w, "calico", c)?;
@@ -72,7 +82,10 @@ pub struct Summary<'a> {
     seed: u64,
     components: &'a std::collections::BTreeMap<String, knetsim_control::state::ComponentStatus>,
     network: &'a knetsim_control::state::NetworkConfig,
-    capacity: &'a std::collections::BTreeMap<knetsim_ipam::Family, knetsim_control::state::FamilyCapacity>,
+    capacity: &'a std::collections::BTreeMap<
+        knetsim_ipam::Family,
+        knetsim_control::state::FamilyCapacity,
+    >,
     counts: Counts,
     events: &'a [knetsim_control::state::Event],
 }
@@ -106,12 +119,24 @@ impl<'a> Summary<'a> {
                 nodes: state.nodes.len(),
                 nodes_ready: state.nodes.values().filter(|n| n.is_ready()).count(),
                 services: state.services.len(),
-                services_dual_stack: state.services.values().filter(|s| s.spec.cluster_ips.len() == 2).count(),
+                services_dual_stack: state
+                    .services
+                    .values()
+                    .filter(|s| s.spec.cluster_ips.len() == 2)
+                    .count(),
                 endpoint_slices: state.endpoint_slices.len(),
-                endpoints: state.endpoint_slices.values().map(|s| s.endpoints.len()).sum(),
+                endpoints: state
+                    .endpoint_slices
+                    .values()
+                    .map(|s| s.endpoints.len())
+                    .sum(),
                 pods: state.pods.len(),
                 pods_running: state.pods.values().filter(|p| p.is_running()).count(),
-                pods_dual_stack: state.pods.values().filter(|p| p.status.pod_ips.len() == 2).count(),
+                pods_dual_stack: state
+                    .pods
+                    .values()
+                    .filter(|p| p.status.pod_ips.len() == 2)
+                    .count(),
             },
             events: &state.events,
         }

@@ -20,7 +20,9 @@ pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     entries.sort();
     for e in entries {
         let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -58,7 +60,14 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyh
         }
         let bad: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
         if bad.is_empty() {
-            writeln!(out, "PASS {} ({}, {} expectation{})", scenario.name, file.display(), outcomes.len(), if outcomes.len() == 1 { "" } else { "s" })?;
+            writeln!(
+                out,
+                "PASS {} ({}, {} expectation{})",
+                scenario.name,
+                file.display(),
+                outcomes.len(),
+                if outcomes.len() == 1 { "" } else { "s" }
+            )?;
             passed += 1;
         } else {
             writeln!(out, "FAIL {} ({})", scenario.name, file.display())?;
@@ -118,12 +127,18 @@ fn dataplane_outcomes(
     let mut diags = Vec::new();
     for n in nodes {
         match knetsim_dataplane::check_expectation(&dp, state, n) {
-            Ok(results) => outcomes.extend(results.into_iter().map(|r| knetsim_control::expect::Outcome {
-                what: r.name,
-                passed: r.passed,
-                detail: (!r.passed).then_some(r.message),
-                span: r.span,
-            })),
+            Ok(results) => {
+                outcomes.extend(
+                    results
+                        .into_iter()
+                        .map(|r| knetsim_control::expect::Outcome {
+                            what: r.name,
+                            passed: r.passed,
+                            detail: (!r.passed).then_some(r.message),
+                            span: r.span,
+                        }),
+                )
+            }
             Err(d) => diags.push(d),
         }
     }

@@ -8,21 +8,37 @@
 
 use std::fmt::{self, Display, Write as _};
 
-
 use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    let mut ser = Ser { out: String::with_capacity(1 << 16), scratch: String::new(), sink: None };
-    value.serialize(Emit { s: &mut ser, ctx: Ctx::Root })?;
+    let mut ser = Ser {
+        out: String::with_capacity(1 << 16),
+        scratch: String::new(),
+        sink: None,
+    };
+    value.serialize(Emit {
+        s: &mut ser,
+        ctx: Ctx::Root,
+    })?;
     Ok(ser.out)
 }
 
 /// Serializes `value` to `w`, handing it the text in chunks of about a megabyte, so that a
 /// document of hundreds of megabytes never sits in memory whole.
-pub fn to_writer<T: Serialize + ?Sized>(w: &mut dyn std::io::Write, value: &T) -> Result<(), Error> {
-    let mut ser = Ser { out: String::with_capacity(FLUSH_AT + (1 << 16)), scratch: String::new(), sink: Some(w) };
-    value.serialize(Emit { s: &mut ser, ctx: Ctx::Root })?;
+pub fn to_writer<T: Serialize + ?Sized>(
+    w: &mut dyn std::io::Write,
+    value: &T,
+) -> Result<(), Error> {
+    let mut ser = Ser {
+        out: String::with_capacity(FLUSH_AT + (1 << 16)),
+        scratch: String::new(),
+        sink: Some(w),
+    };
+    value.serialize(Emit {
+        s: &mut ser,
+        ctx: Ctx::Root,
+    })?;
     ser.flush()
 }
 
@@ -31,9 +47,21 @@ const FLUSH_AT: usize = 1 << 20;
 
 /// Writes one entry of a root-level mapping: `key: value`, as [`to_writer`] would write it
 /// inside a document. Lets a caller write a large document's top level itself.
-pub fn write_root_entry<T: Serialize + ?Sized>(w: &mut dyn std::io::Write, key: &str, value: &T) -> Result<(), Error> {
-    let mut ser = Ser { out: String::with_capacity(1 << 12), scratch: String::new(), sink: Some(w) };
-    let mut map = MapEmit { s: &mut ser, ctx: Ctx::Root, count: 0 };
+pub fn write_root_entry<T: Serialize + ?Sized>(
+    w: &mut dyn std::io::Write,
+    key: &str,
+    value: &T,
+) -> Result<(), Error> {
+    let mut ser = Ser {
+        out: String::with_capacity(1 << 12),
+        scratch: String::new(),
+        sink: Some(w),
+    };
+    let mut map = MapEmit {
+        s: &mut ser,
+        ctx: Ctx::Root,
+        count: 0,
+    };
     ser::SerializeMap::serialize_entry(&mut map, key, value)?;
     ser.flush()
 }
@@ -41,7 +69,11 @@ pub fn write_root_entry<T: Serialize + ?Sized>(w: &mut dyn std::io::Write, key: 
 /// Writes `key:` and a sequence of `items` below it, rendering the items in parallel batches
 /// (rayon) and writing them in order, so the text is exactly what the sequential writer makes
 /// whatever the thread count, and at most one batch is held in memory.
-pub fn write_root_seq_par<T: Serialize + Sync>(w: &mut dyn std::io::Write, key: &str, items: &[&T]) -> Result<(), Error> {
+pub fn write_root_seq_par<T: Serialize + Sync>(
+    w: &mut dyn std::io::Write,
+    key: &str,
+    items: &[&T],
+) -> Result<(), Error> {
     use rayon::prelude::*;
     const CHUNK: usize = 2048;
     const BATCH: usize = 16 * CHUNK;
@@ -97,7 +129,8 @@ struct Ser<'w> {
 impl Ser<'_> {
     fn flush(&mut self) -> Result<(), Error> {
         if let Some(w) = self.sink.as_mut() {
-            w.write_all(self.out.as_bytes()).map_err(|e| Error(e.to_string()))?;
+            w.write_all(self.out.as_bytes())
+                .map_err(|e| Error(e.to_string()))?;
             self.out.clear();
         }
         Ok(())
@@ -105,7 +138,11 @@ impl Ser<'_> {
 
     /// Called between sequence items, where a document is naturally cut.
     fn maybe_flush(&mut self) -> Result<(), Error> {
-        if self.out.len() >= FLUSH_AT { self.flush() } else { Ok(()) }
+        if self.out.len() >= FLUSH_AT {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     fn pad(&mut self, n: usize) {
@@ -220,7 +257,9 @@ fn render_str(s: &str) -> String {
 
 fn needs_quotes(s: &str) -> bool {
     let bytes = s.as_bytes();
-    let Some(&first) = bytes.first() else { return true };
+    let Some(&first) = bytes.first() else {
+        return true;
+    };
     // "-" alone or "- x" is a sequence; "-1" is a number; "-foo" is fine but rare: quote every
     // leading indicator rather than reason about each.
     if b"-?:,[]{}#&*!|>'\"%@` ".contains(&first) {
@@ -252,9 +291,11 @@ fn needs_quotes(s: &str) -> bool {
 
 /// Words YAML 1.1 or 1.2 readers take for booleans, null or special floats.
 fn is_reserved_word(s: &str) -> bool {
-    ["true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", "-.inf", ".nan"]
-        .iter()
-        .any(|w| s.eq_ignore_ascii_case(w))
+    [
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", "-.inf", ".nan",
+    ]
+    .iter()
+    .any(|w| s.eq_ignore_ascii_case(w))
 }
 
 /// True for anything a YAML 1.1 or 1.2 reader would take for a number: integers (with `_`
@@ -265,7 +306,11 @@ fn looks_numeric(s: &str) -> bool {
     if t.is_empty() {
         return false;
     }
-    if let Some(rest) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0o")).or_else(|| t.strip_prefix("0b")) {
+    if let Some(rest) = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0o"))
+        .or_else(|| t.strip_prefix("0b"))
+    {
         return !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '_');
     }
     let digits = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_digit() || c == '_');
@@ -331,10 +376,18 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
         let text = if v.is_nan() {
             ".nan".to_owned()
         } else if v.is_infinite() {
-            if v > 0.0 { ".inf".into() } else { "-.inf".into() }
+            if v > 0.0 {
+                ".inf".into()
+            } else {
+                "-.inf".into()
+            }
         } else {
             let s = v.to_string();
-            if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
+            if s.contains(['.', 'e']) {
+                s
+            } else {
+                format!("{s}.0")
+            }
         };
         self.plain(&text)
     }
@@ -364,10 +417,19 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
     fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
         self.plain("null")
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Error> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
         self.string(variant)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Error> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Error> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -383,7 +445,11 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
         m.end()
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<SeqEmit<'a, 'w>, Error> {
-        Ok(SeqEmit { s: self.s, ctx: self.ctx, count: 0 })
+        Ok(SeqEmit {
+            s: self.s,
+            ctx: self.ctx,
+            count: 0,
+        })
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqEmit<'a, 'w>, Error> {
         self.serialize_seq(Some(len))
@@ -400,10 +466,18 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
     ) -> Result<SeqEmit<'a, 'w>, Error> {
         // `{variant: [items]}`: open the one-entry mapping, then the sequence as its value.
         let indent = open_entry(self.s, self.ctx, 0, variant);
-        Ok(SeqEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
+        Ok(SeqEmit {
+            s: self.s,
+            ctx: Ctx::MapValue { indent },
+            count: 0,
+        })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<MapEmit<'a, 'w>, Error> {
-        Ok(MapEmit { s: self.s, ctx: self.ctx, count: 0 })
+        Ok(MapEmit {
+            s: self.s,
+            ctx: self.ctx,
+            count: 0,
+        })
     }
     fn serialize_struct(self, _: &'static str, len: usize) -> Result<MapEmit<'a, 'w>, Error> {
         self.serialize_map(Some(len))
@@ -416,7 +490,11 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
         _len: usize,
     ) -> Result<MapEmit<'a, 'w>, Error> {
         let indent = open_entry(self.s, self.ctx, 0, variant);
-        Ok(MapEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
+        Ok(MapEmit {
+            s: self.s,
+            ctx: Ctx::MapValue { indent },
+            count: 0,
+        })
     }
     fn collect_str<T: Display + ?Sized>(self, v: &T) -> Result<(), Error> {
         let Emit { s, ctx } = self;
@@ -470,7 +548,10 @@ impl SeqEmit<'_, '_> {
         }
         self.count += 1;
         self.s.out.push_str("- ");
-        v.serialize(Emit { s: self.s, ctx: Ctx::SeqItem { indent } })
+        v.serialize(Emit {
+            s: self.s,
+            ctx: Ctx::SeqItem { indent },
+        })
     }
 
     fn finish(self) -> Result<(), Error> {
@@ -551,7 +632,10 @@ impl MapEmit<'_, '_> {
         self.s.out.push_str(key);
         self.s.out.push(':');
         self.count += 1;
-        v.serialize(Emit { s: self.s, ctx: Ctx::MapValue { indent } })
+        v.serialize(Emit {
+            s: self.s,
+            ctx: Ctx::MapValue { indent },
+        })
     }
 
     fn finish(self) -> Result<(), Error> {
@@ -567,8 +651,15 @@ impl MapEmit<'_, '_> {
 
 /// Map keys must be scalars: they are rendered to text first.
 fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
-    let mut tmp = Ser { out: String::new(), scratch: String::new(), sink: None };
-    k.serialize(Emit { s: &mut tmp, ctx: Ctx::Root })?;
+    let mut tmp = Ser {
+        out: String::new(),
+        scratch: String::new(),
+        sink: None,
+    };
+    k.serialize(Emit {
+        s: &mut tmp,
+        ctx: Ctx::Root,
+    })?;
     let text = tmp.out.trim_end_matches('\n');
     if text.contains('\n') {
         return Err(Error("map keys must be scalars".into()));
@@ -585,7 +676,11 @@ impl ser::SerializeMap for MapEmit<'_, '_> {
     fn serialize_value<T: Serialize + ?Sized>(&mut self, _v: &T) -> Result<(), Error> {
         Err(Error("keys and values must be serialized together".into()))
     }
-    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(&mut self, k: &K, v: &V) -> Result<(), Error> {
+    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &mut self,
+        k: &K,
+        v: &V,
+    ) -> Result<(), Error> {
         let key = key_text(k)?;
         // The key was already rendered (and quoted if needed); write it verbatim.
         let indent = self.ctx.map_indent();
@@ -600,7 +695,10 @@ impl ser::SerializeMap for MapEmit<'_, '_> {
         self.count += 1;
         self.s.out.push_str(&key);
         self.s.out.push(':');
-        v.serialize(Emit { s: self.s, ctx: Ctx::MapValue { indent } })
+        v.serialize(Emit {
+            s: self.s,
+            ctx: Ctx::MapValue { indent },
+        })
     }
     fn end(self) -> Result<(), Error> {
         self.finish()
@@ -610,7 +708,11 @@ impl ser::SerializeMap for MapEmit<'_, '_> {
 impl ser::SerializeStruct for MapEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), Error> {
         self.entry(k, v)
     }
     fn end(self) -> Result<(), Error> {
@@ -621,7 +723,11 @@ impl ser::SerializeStruct for MapEmit<'_, '_> {
 impl ser::SerializeStructVariant for MapEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), Error> {
         self.entry(k, v)
     }
     fn end(self) -> Result<(), Error> {
@@ -694,7 +800,10 @@ mod tests {
 
     #[test]
     fn nested_sequences_and_empty_root() {
-        assert_eq!(to_string(&vec![vec![1, 2], vec![]]).unwrap(), "- - 1\n  - 2\n- []\n");
+        assert_eq!(
+            to_string(&vec![vec![1, 2], vec![]]).unwrap(),
+            "- - 1\n  - 2\n- []\n"
+        );
         assert_eq!(to_string(&Vec::<u8>::new()).unwrap(), "[]\n");
         assert_eq!(to_string(&BTreeMap::<u8, u8>::new()).unwrap(), "{}\n");
     }

@@ -126,7 +126,14 @@ impl<'a> Sim<'a> {
         }
     }
 
-    pub(crate) fn event(&mut self, type_: &'static str, reason: &str, obj: InvolvedObject, source: &str, message: String) {
+    pub(crate) fn event(
+        &mut self,
+        type_: &'static str,
+        reason: &str,
+        obj: InvolvedObject,
+        source: &str,
+        message: String,
+    ) {
         self.state.events.push(Event {
             step: self.step,
             type_,
@@ -184,12 +191,23 @@ impl<'a> Sim<'a> {
                     let existing: Vec<Service> = self.state.services.values().cloned().collect();
                     if existing.is_empty() {
                         let k = registry.create_kubernetes_service();
-                        self.state.services.insert(NamespacedName::new("default", "kubernetes"), k);
+                        self.state
+                            .services
+                            .insert(NamespacedName::new("default", "kubernetes"), k);
                     } else {
                         for f in registry.restore_detailed(&existing) {
-                            let involved =
-                                InvolvedObject { kind: "Service".into(), namespace: Some(f.namespace), name: f.name };
-                            self.event("Warning", f.reason, involved, "ipallocator-repair-controller", f.event);
+                            let involved = InvolvedObject {
+                                kind: "Service".into(),
+                                namespace: Some(f.namespace),
+                                name: f.name,
+                            };
+                            self.event(
+                                "Warning",
+                                f.reason,
+                                involved,
+                                "ipallocator-repair-controller",
+                                f.event,
+                            );
                         }
                     }
                     self.services = Some(registry);
@@ -206,10 +224,16 @@ impl<'a> Sim<'a> {
                 .into_iter()
                 .filter_map(|n| {
                     let node = &self.state.nodes[&n];
-                    (!node.spec.pod_cidrs.is_empty()).then(|| (n.clone(), node.spec.pod_cidrs.clone()))
+                    (!node.spec.pod_cidrs.is_empty())
+                        .then(|| (n.clone(), node.spec.pod_cidrs.clone()))
                 })
                 .collect();
-            match RangeAllocator::new(&kcm.cluster_cidrs, &kcm.node_mask_sizes, &kcm.service_cidrs, &existing) {
+            match RangeAllocator::new(
+                &kcm.cluster_cidrs,
+                &kcm.node_mask_sizes,
+                &kcm.service_cidrs,
+                &existing,
+            ) {
                 Ok(a) => self.node_ipam = Some(a),
                 Err(msg) => {
                     self.fail_component(Component::KubeControllerManager, msg);
@@ -228,7 +252,11 @@ impl<'a> Sim<'a> {
 
     /// Marks a component as not started with `message`, and drops what depends on it.
     fn fail_component(&mut self, c: Component, message: String) {
-        let status = self.state.components.entry(c.name().to_owned()).or_default();
+        let status = self
+            .state
+            .components
+            .entry(c.name().to_owned())
+            .or_default();
         status.started = false;
         status.message = Some(message);
         match c {
@@ -261,14 +289,30 @@ impl<'a> Sim<'a> {
     /// A kubelet starts and registers its Node.
     fn register_node(&mut self, spec: &NodeEntry) {
         let name = spec.name.value.clone();
-        let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
+        let involved = InvolvedObject {
+            kind: "Node".into(),
+            namespace: None,
+            name: name.clone(),
+        };
         if !self.apiserver_up() {
             let msg = self.apiserver_down_message();
-            self.event("Warning", "RegistrationFailed", involved, "kubelet", format!("Unable to register node with API server: {msg}"));
+            self.event(
+                "Warning",
+                "RegistrationFailed",
+                involved,
+                "kubelet",
+                format!("Unable to register node with API server: {msg}"),
+            );
             return;
         }
         if self.state.nodes.contains_key(&name) {
-            self.event("Warning", "AlreadyExists", involved, "kubelet", format!("nodes \"{name}\" already exists"));
+            self.event(
+                "Warning",
+                "AlreadyExists",
+                involved,
+                "kubelet",
+                format!("nodes \"{name}\" already exists"),
+            );
             return;
         }
         let node_ips = match components::kubelet_node_ips(
@@ -285,31 +329,71 @@ impl<'a> Sim<'a> {
             }
         };
         let max_pods = components::kubelet_max_pods(&self.cp.kubelet, &spec.kubelet);
-        let pod_cidrs: Vec<IpNet> = spec.pod_cidrs.iter().filter_map(|c| c.value.parse::<IpNet>().ok().map(|n| n.trunc())).collect();
+        let pod_cidrs: Vec<IpNet> = spec
+            .pod_cidrs
+            .iter()
+            .filter_map(|c| c.value.parse::<IpNet>().ok().map(|n| n.trunc()))
+            .collect();
         let mut sysctl = default_sysctls();
         for (k, v) in self.cluster.sysctl.iter().chain(spec.sysctl.iter()) {
             sysctl.insert(k.clone(), v.value.clone());
         }
-        self.add_node(name, node_ips, spec.labels.clone(), pod_cidrs, max_pods, sysctl);
+        self.add_node(
+            name,
+            node_ips,
+            spec.labels.clone(),
+            pod_cidrs,
+            max_pods,
+            sysctl,
+        );
     }
 
     /// A Node object from a manifest: registered as if its kubelet had started.
     fn register_node_object(&mut self, obj: &objects::NodeObject) {
         let name = obj.meta.name.value.clone();
         if self.state.nodes.contains_key(&name) {
-            let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
-            self.event("Warning", "AlreadyExists", involved, "kube-apiserver", format!("nodes \"{name}\" already exists"));
+            let involved = InvolvedObject {
+                kind: "Node".into(),
+                namespace: None,
+                name: name.clone(),
+            };
+            self.event(
+                "Warning",
+                "AlreadyExists",
+                involved,
+                "kube-apiserver",
+                format!("nodes \"{name}\" already exists"),
+            );
             return;
         }
-        let ips: Vec<IpAddr> = obj.internal_ips.iter().filter_map(|s| s.value.parse().ok()).collect();
-        let ips = if ips.is_empty() { self.default_node_ips() } else { ips };
-        let pod_cidrs: Vec<IpNet> = obj.pod_cidrs.iter().filter_map(|c| c.value.parse::<IpNet>().ok().map(|n| n.trunc())).collect();
+        let ips: Vec<IpAddr> = obj
+            .internal_ips
+            .iter()
+            .filter_map(|s| s.value.parse().ok())
+            .collect();
+        let ips = if ips.is_empty() {
+            self.default_node_ips()
+        } else {
+            ips
+        };
+        let pod_cidrs: Vec<IpNet> = obj
+            .pod_cidrs
+            .iter()
+            .filter_map(|c| c.value.parse::<IpNet>().ok().map(|n| n.trunc()))
+            .collect();
         let mut sysctl = default_sysctls();
         for (k, v) in &self.cluster.sysctl {
             sysctl.insert(k.clone(), v.value.clone());
         }
         let max_pods = components::kubelet_max_pods(&self.cp.kubelet, &ComponentFlags::default());
-        self.add_node(name, ips, obj.meta.labels.clone(), pod_cidrs, max_pods, sysctl);
+        self.add_node(
+            name,
+            ips,
+            obj.meta.labels.clone(),
+            pod_cidrs,
+            max_pods,
+            sysctl,
+        );
     }
 
     /// One address per cluster family from kind's docker network, in cluster-family order.
@@ -348,13 +432,26 @@ impl<'a> Sim<'a> {
         ]);
         labels.extend(user_labels);
         // The kubelet reports addresses in --node-ip order: the primary family first.
-        let addresses: Vec<NodeAddress> =
-            ips.iter().map(|ip| NodeAddress { type_: "InternalIP".into(), address: *ip }).collect();
+        let addresses: Vec<NodeAddress> = ips
+            .iter()
+            .map(|ip| NodeAddress {
+                type_: "InternalIP".into(),
+                address: *ip,
+            })
+            .collect();
         let node = Node {
             api_version: "v1",
             kind: "Node",
-            metadata: ObjectMeta { name: name.clone(), labels, ..Default::default() },
-            spec: NodeSpec { pod_cidr: pod_cidrs.first().copied(), pod_cidrs: pod_cidrs.clone(), taints: vec![] },
+            metadata: ObjectMeta {
+                name: name.clone(),
+                labels,
+                ..Default::default()
+            },
+            spec: NodeSpec {
+                pod_cidr: pod_cidrs.first().copied(),
+                pod_cidrs: pod_cidrs.clone(),
+                taints: vec![],
+            },
             status: NodeStatus {
                 addresses,
                 capacity: BTreeMap::from([("pods".to_owned(), max_pods.to_string())]),
@@ -363,15 +460,31 @@ impl<'a> Sim<'a> {
             sysctl,
         };
         self.state.nodes.insert(name.clone(), node);
-        self.nodes.insert(name.clone(), NodeInfo { index: self.next_node_index, max_pods, pods: 0 });
+        self.nodes.insert(
+            name.clone(),
+            NodeInfo {
+                index: self.next_node_index,
+                max_pods,
+                pods: 0,
+            },
+        );
         self.next_node_index += 1;
-        if !pod_cidrs.is_empty() {
-            if let Some(ipam) = self.node_ipam.as_mut() {
-                if let Err(msg) = ipam.occupy(&name, &pod_cidrs) {
-                    let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
-                    self.event("Warning", "CIDRNotAvailable", involved, "cidrAllocator", msg);
-                }
-            }
+        if !pod_cidrs.is_empty()
+            && let Some(ipam) = self.node_ipam.as_mut()
+            && let Err(msg) = ipam.occupy(&name, &pod_cidrs)
+        {
+            let involved = InvolvedObject {
+                kind: "Node".into(),
+                namespace: None,
+                name: name.clone(),
+            };
+            self.event(
+                "Warning",
+                "CIDRNotAvailable",
+                involved,
+                "cidrAllocator",
+                msg,
+            );
         }
         self.network.add_node(&name, &pod_cidrs);
         self.update_node_readiness(&name);
@@ -387,7 +500,9 @@ impl<'a> Sim<'a> {
             if !self.state.nodes[&name].spec.pod_cidrs.is_empty() {
                 continue;
             }
-            let Some(ipam) = self.node_ipam.as_mut() else { return };
+            let Some(ipam) = self.node_ipam.as_mut() else {
+                return;
+            };
             match ipam.allocate() {
                 Ok(cidrs) => {
                     let node = self.state.nodes.get_mut(&name).expect("node exists");
@@ -401,8 +516,15 @@ impl<'a> Sim<'a> {
                     // (nodeutil.RecordNodeStatusChange) and logs the allocation error. The
                     // node is retried on every pass; the API server aggregates repeats of an
                     // event into one (with a count), so it is recorded once per node.
-                    let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
-                    let repeated = self.state.events.iter().any(|e| e.reason == "CIDRNotAvailable" && e.involved_object == involved);
+                    let involved = InvolvedObject {
+                        kind: "Node".into(),
+                        namespace: None,
+                        name: name.clone(),
+                    };
+                    let repeated =
+                        self.state.events.iter().any(|e| {
+                            e.reason == "CIDRNotAvailable" && e.involved_object == involved
+                        });
                     if repeated {
                         continue;
                     }
@@ -444,22 +566,45 @@ impl<'a> Sim<'a> {
         node.spec.taints = if ready {
             vec![]
         } else {
-            vec![Taint { key: "node.kubernetes.io/not-ready".into(), effect: "NoSchedule".into() }]
+            vec![Taint {
+                key: "node.kubernetes.io/not-ready".into(),
+                effect: "NoSchedule".into(),
+            }]
         };
     }
 
     fn remove_node(&mut self, name: &str) {
         let Some(node) = self.state.nodes.remove(name) else {
-            let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.to_owned() };
-            self.event("Warning", "NotFound", involved, "kube-apiserver", format!("nodes \"{name}\" not found"));
+            let involved = InvolvedObject {
+                kind: "Node".into(),
+                namespace: None,
+                name: name.to_owned(),
+            };
+            self.event(
+                "Warning",
+                "NotFound",
+                involved,
+                "kube-apiserver",
+                format!("nodes \"{name}\" not found"),
+            );
             return;
         };
         self.nodes.remove(name);
-        if let Some(ipam) = self.node_ipam.as_mut() {
-            if let Err(msg) = ipam.release(name, &node.spec.pod_cidrs) {
-                let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.to_owned() };
-                self.event("Warning", "CIDRReleaseFailed", involved, "cidrAllocator", msg);
-            }
+        if let Some(ipam) = self.node_ipam.as_mut()
+            && let Err(msg) = ipam.release(name, &node.spec.pod_cidrs)
+        {
+            let involved = InvolvedObject {
+                kind: "Node".into(),
+                namespace: None,
+                name: name.to_owned(),
+            };
+            self.event(
+                "Warning",
+                "CIDRReleaseFailed",
+                involved,
+                "cidrAllocator",
+                msg,
+            );
         }
         // The pod garbage collector deletes pods bound to a node that no longer exists.
         let orphans: Vec<NamespacedName> = self
@@ -512,7 +657,13 @@ impl<'a> Sim<'a> {
         if self.state.namespaces.contains(ns) {
             return false;
         }
-        self.event("Warning", "NotFound", involved_of(obj), "kube-apiserver", format!("namespaces \"{ns}\" not found"));
+        self.event(
+            "Warning",
+            "NotFound",
+            involved_of(obj),
+            "kube-apiserver",
+            format!("namespaces \"{ns}\" not found"),
+        );
         true
     }
 
@@ -524,11 +675,17 @@ impl<'a> Sim<'a> {
         }
         let key = NamespacedName::new(ns.clone(), svc.meta.name.value.clone());
         if let Some((reason, message)) = kubectl_schema_check(self.version, svc) {
-            let involved = InvolvedObject { kind: "Service".into(), namespace: Some(ns), name: key.name };
+            let involved = InvolvedObject {
+                kind: "Service".into(),
+                namespace: Some(ns),
+                name: key.name,
+            };
             self.event("Warning", reason, involved, "kubectl", message);
             return;
         }
-        let Some(api) = self.services.as_mut() else { return };
+        let Some(api) = self.services.as_mut() else {
+            return;
+        };
         let result = match self.state.services.get(&key) {
             Some(live) => {
                 let last = match self.last_applied.get(&("Service".to_owned(), key.clone())) {
@@ -545,7 +702,11 @@ impl<'a> Sim<'a> {
                 self.last_applied.insert(("Service".to_owned(), key), obj);
             }
             Err(e) => {
-                let involved = InvolvedObject { kind: "Service".into(), namespace: Some(ns), name: key.name };
+                let involved = InvolvedObject {
+                    kind: "Service".into(),
+                    namespace: Some(ns),
+                    name: key.name,
+                };
                 self.event("Warning", e.reason, involved, "kube-apiserver", e.message);
             }
         }
@@ -575,13 +736,18 @@ impl<'a> Sim<'a> {
 
     pub(crate) fn delete_pod(&mut self, key: &NamespacedName) {
         if let Some(pod) = self.state.pods.remove(key) {
-            if pod.sim.admitted {
-                if let Some(info) = pod.spec.node_name.as_ref().and_then(|n| self.nodes.get_mut(n)) {
-                    info.pods = info.pods.saturating_sub(1);
-                }
+            if pod.sim.admitted
+                && let Some(info) = pod
+                    .spec
+                    .node_name
+                    .as_ref()
+                    .and_then(|n| self.nodes.get_mut(n))
+            {
+                info.pods = info.pods.saturating_sub(1);
             }
             if !pod.spec.host_network {
-                self.network.release(pod.spec.node_name.as_deref(), &pod.status.pod_ips);
+                self.network
+                    .release(pod.spec.node_name.as_deref(), &pod.status.pod_ips);
             }
         }
     }
@@ -590,7 +756,10 @@ impl<'a> Sim<'a> {
         if !self.apiserver_up() {
             return;
         }
-        let ns = target.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let ns = target
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         let key = NamespacedName::new(ns.clone(), target.name.clone());
         let involved = InvolvedObject {
             kind: target.kind.clone(),
@@ -618,13 +787,18 @@ impl<'a> Sim<'a> {
             }
             "Node" => self.remove_node(&target.name),
             "Namespace" => {
-                if BUILTIN_NAMESPACES.contains(&target.name.as_str()) && target.name != "kube-node-lease" {
+                if BUILTIN_NAMESPACES.contains(&target.name.as_str())
+                    && target.name != "kube-node-lease"
+                {
                     self.event(
                         "Warning",
                         "Forbidden",
                         involved,
                         "kube-apiserver",
-                        format!("namespaces \"{}\" is forbidden: this namespace may not be deleted", target.name),
+                        format!(
+                            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                            target.name
+                        ),
                     );
                 } else if self.state.namespaces.remove(&target.name) {
                     self.delete_namespace_contents(&target.name);
@@ -642,15 +816,27 @@ impl<'a> Sim<'a> {
     }
 
     fn delete_namespace_contents(&mut self, ns: &str) {
-        let svcs: Vec<NamespacedName> = self.state.services.keys().filter(|k| k.namespace == ns).cloned().collect();
+        let svcs: Vec<NamespacedName> = self
+            .state
+            .services
+            .keys()
+            .filter(|k| k.namespace == ns)
+            .cloned()
+            .collect();
         for key in svcs {
-            if let Some(svc) = self.state.services.remove(&key) {
-                if let Some(api) = self.services.as_mut() {
-                    api.delete(&svc);
-                }
+            if let Some(svc) = self.state.services.remove(&key)
+                && let Some(api) = self.services.as_mut()
+            {
+                api.delete(&svc);
             }
         }
-        let pods: Vec<NamespacedName> = self.state.pods.keys().filter(|k| k.namespace == ns).cloned().collect();
+        let pods: Vec<NamespacedName> = self
+            .state
+            .pods
+            .keys()
+            .filter(|k| k.namespace == ns)
+            .cloned()
+            .collect();
         for key in pods {
             self.delete_pod(&key);
         }
@@ -681,15 +867,26 @@ impl<'a> Sim<'a> {
                 }
             }
             Step::Scale { target, replicas } => {
-                let ns = target.value.namespace.clone().unwrap_or_else(|| "default".to_owned());
+                let ns = target
+                    .value
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned());
                 let key = NamespacedName::new(ns.clone(), target.value.name.clone());
-                if !self.workloads.scale(&target.value.kind, &key, replicas.value) {
+                if !self
+                    .workloads
+                    .scale(&target.value.kind, &key, replicas.value)
+                {
                     let involved = InvolvedObject {
                         kind: target.value.kind.clone(),
                         namespace: Some(ns),
                         name: target.value.name.clone(),
                     };
-                    let msg = format!("{} \"{}\" not found", plural_of(&target.value.kind), target.value.name);
+                    let msg = format!(
+                        "{} \"{}\" not found",
+                        plural_of(&target.value.kind),
+                        target.value.name
+                    );
                     self.event("Warning", "NotFound", involved, "kube-apiserver", msg);
                 }
             }
@@ -723,8 +920,17 @@ impl<'a> Sim<'a> {
         }
         network::wire_pods(self);
         if self.kcm_up() && self.version.at_least(17) {
-            let api_version = if self.version.at_least(21) { "discovery.k8s.io/v1" } else { "discovery.k8s.io/v1beta1" };
-            endpointslice::reconcile(&mut self.state, &mut self.slice_names, &mut self.slice_rng, api_version);
+            let api_version = if self.version.at_least(21) {
+                "discovery.k8s.io/v1"
+            } else {
+                "discovery.k8s.io/v1beta1"
+            };
+            endpointslice::reconcile(
+                &mut self.state,
+                &mut self.slice_names,
+                &mut self.slice_rng,
+                api_version,
+            );
         }
     }
 
@@ -757,7 +963,9 @@ impl<'a> Sim<'a> {
                         cidr: a.cidr(),
                         allocator: match a.kind() {
                             knetsim_ipam::service_ip::AllocatorKind::Bitmap => "bitmap".into(),
-                            knetsim_ipam::service_ip::AllocatorKind::IpAddress => "IPAddress".into(),
+                            knetsim_ipam::service_ip::AllocatorKind::IpAddress => {
+                                "IPAddress".into()
+                            }
                         },
                         total: a.size(),
                         used: a.used(),
@@ -769,8 +977,16 @@ impl<'a> Sim<'a> {
         }
         for fam in [Family::IPv4, Family::IPv6] {
             if let Some(per_node) = self.network.per_node_capacity(fam, &self.state) {
-                let used = self.state.pods.values().filter(|p| !p.spec.host_network && p.ip_of(fam).is_some()).count();
-                out.entry(fam).or_default().pod_ips = Some(PodIpUsage { per_node, used: used as u128 });
+                let used = self
+                    .state
+                    .pods
+                    .values()
+                    .filter(|p| !p.spec.host_network && p.ip_of(fam).is_some())
+                    .count();
+                out.entry(fam).or_default().pod_ips = Some(PodIpUsage {
+                    per_node,
+                    used: used as u128,
+                });
             }
         }
         out
@@ -787,7 +1003,10 @@ fn default_sysctls() -> BTreeMap<String, String> {
 }
 
 pub(crate) fn namespace_of(meta: &objects::ObjectMeta) -> String {
-    meta.namespace.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| "default".to_owned())
+    meta.namespace
+        .as_ref()
+        .map(|n| n.value.clone())
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 fn involved_of(obj: &Object) -> InvolvedObject {
@@ -799,14 +1018,21 @@ fn involved_of(obj: &Object) -> InvolvedObject {
         Object::Workload(o) => (Some(namespace_of(&o.meta)), o.meta.name.value.clone()),
         Object::Other { name, .. } => (None, name.clone()),
     };
-    InvolvedObject { kind: obj.kind().to_owned(), namespace, name }
+    InvolvedObject {
+        kind: obj.kind().to_owned(),
+        namespace,
+        name,
+    }
 }
 
 /// kubectl's schema validation of the Service fields that exist only in some releases: the
 /// alpha `spec.ipFamily` (1.16–1.19) and its replacements `ipFamilies`, `ipFamilyPolicy` and
 /// `clusterIPs` (1.20 on). Up to 1.24 kubectl validates on the client against the OpenAPI
 /// schema; from 1.25 it asks the API server for strict field validation.
-fn kubectl_schema_check(version: KubeVersion, svc: &objects::Service) -> Option<(&'static str, String)> {
+fn kubectl_schema_check(
+    version: KubeVersion,
+    svc: &objects::Service,
+) -> Option<(&'static str, String)> {
     let field = if version.at_least(20) {
         svc.legacy_ip_family.as_ref().map(|_| "ipFamily")
     } else if svc.spec.ip_families.is_some() {
@@ -821,7 +1047,9 @@ fn kubectl_schema_check(version: KubeVersion, svc: &objects::Service) -> Option<
     Some(if version.at_least(25) {
         (
             "BadRequest",
-            format!("Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.{field}\""),
+            format!(
+                "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.{field}\""
+            ),
         )
     } else {
         (

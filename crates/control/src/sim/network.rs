@@ -12,14 +12,25 @@ use knetsim_model::scenario::{CalicoConfig, CniConfig};
 use rand::RngExt;
 
 use super::Sim;
-use crate::state::{BlockAffinity, CalicoPool, CalicoState, ClusterState, Condition, Event, InvolvedObject, Node, PodIp};
+use crate::state::{
+    BlockAffinity, CalicoPool, CalicoState, ClusterState, Condition, Event, InvolvedObject, Node,
+    PodIp,
+};
 
 pub(crate) enum PodNetwork {
     /// Not set up yet.
     None,
     /// host-local over each node's podCIDRs (bridge/ptp/kindnet), or kubenet.
-    HostLocal { kubenet: bool, nodes: BTreeMap<String, Vec<HostLocal>> },
-    Calico { ipam: Box<CalicoIpam>, assign: Vec<Family>, pools: Vec<IpPool>, error: Option<String> },
+    HostLocal {
+        kubenet: bool,
+        nodes: BTreeMap<String, Vec<HostLocal>>,
+    },
+    Calico {
+        ipam: Box<CalicoIpam>,
+        assign: Vec<Family>,
+        pools: Vec<IpPool>,
+        error: Option<String>,
+    },
 }
 
 fn truthy(v: Option<&str>, default: bool) -> bool {
@@ -32,8 +43,14 @@ fn truthy(v: Option<&str>, default: bool) -> bool {
 impl PodNetwork {
     pub fn new(cni: &CniConfig, seed: u64, state: &mut ClusterState) -> PodNetwork {
         match cni {
-            CniConfig::HostLocal => PodNetwork::HostLocal { kubenet: false, nodes: BTreeMap::new() },
-            CniConfig::Kubenet => PodNetwork::HostLocal { kubenet: true, nodes: BTreeMap::new() },
+            CniConfig::HostLocal => PodNetwork::HostLocal {
+                kubenet: false,
+                nodes: BTreeMap::new(),
+            },
+            CniConfig::Kubenet => PodNetwork::HostLocal {
+                kubenet: true,
+                nodes: BTreeMap::new(),
+            },
             CniConfig::Calico(c) => Self::calico(c, seed, state),
         }
     }
@@ -50,28 +67,35 @@ impl PodNetwork {
         if truthy(c.assign_ipv6.as_ref().map(|s| s.value.as_str()), false) {
             assign.push(Family::IPv6);
         }
-        let mut pools: Vec<IpPool> = c
-            .ip_pools
-            .iter()
-            .map(|p| IpPool {
-                name: p.name.clone(),
-                cidr: p.cidr.value,
-                block_size: p.block_size.as_ref().map(|b| b.value).unwrap_or(match p.cidr.value {
-                    IpNet::V4(_) => calico::DEFAULT_IPV4_POOL_BLOCK_SIZE,
-                    IpNet::V6(_) => calico::DEFAULT_IPV6_POOL_BLOCK_SIZE,
-                }),
-                nat_outgoing: p.nat_outgoing,
-                disabled: p.disabled,
-            })
-            .collect();
+        let mut pools: Vec<IpPool> =
+            c.ip_pools
+                .iter()
+                .map(|p| IpPool {
+                    name: p.name.clone(),
+                    cidr: p.cidr.value,
+                    block_size: p.block_size.as_ref().map(|b| b.value).unwrap_or(
+                        match p.cidr.value {
+                            IpNet::V4(_) => calico::DEFAULT_IPV4_POOL_BLOCK_SIZE,
+                            IpNet::V6(_) => calico::DEFAULT_IPV6_POOL_BLOCK_SIZE,
+                        },
+                    ),
+                    nat_outgoing: p.nat_outgoing,
+                    disabled: p.disabled,
+                })
+                .collect();
         // Default pools are created for a family only if no pool of that family exists, and
         // not at all with NO_DEFAULT_POOLS=true.
         if !truthy(env("NO_DEFAULT_POOLS"), false) {
-            let has = |pools: &[IpPool], f: Family| pools.iter().any(|p| Family::of_net(&p.cidr) == f);
+            let has =
+                |pools: &[IpPool], f: Family| pools.iter().any(|p| Family::of_net(&p.cidr) == f);
             if !has(&pools, Family::IPv4) {
                 let cidr = env("CALICO_IPV4POOL_CIDR")
                     .and_then(|s| s.parse::<IpNet>().ok())
-                    .unwrap_or_else(|| calico::DEFAULT_IPV4_POOL_CIDR.parse().expect("constant CIDR"));
+                    .unwrap_or_else(|| {
+                        calico::DEFAULT_IPV4_POOL_CIDR
+                            .parse()
+                            .expect("constant CIDR")
+                    });
                 pools.push(IpPool {
                     name: "default-ipv4-ippool".into(),
                     cidr: cidr.trunc(),
@@ -84,13 +108,15 @@ impl PodNetwork {
             }
             // The IPv6 pool exists only where Felix runs with IPv6 support (default true).
             if !has(&pools, Family::IPv6) && truthy(env("FELIX_IPV6SUPPORT"), true) {
-                let cidr = env("CALICO_IPV6POOL_CIDR").and_then(|s| s.parse::<IpNet>().ok()).unwrap_or_else(|| {
-                    // calico-node picks a random ULA /48 when none is configured.
-                    let mut r = rng::named(seed, "calico-node/ipv6-pool");
-                    let g: u64 = r.random::<u64>() & 0xff_ffff_ffff;
-                    let hi: u128 = (0xfdu128 << 120) | ((g as u128) << 80);
-                    IpNet::new(IpAddr::V6(hi.into()), 48).expect("valid prefix")
-                });
+                let cidr = env("CALICO_IPV6POOL_CIDR")
+                    .and_then(|s| s.parse::<IpNet>().ok())
+                    .unwrap_or_else(|| {
+                        // calico-node picks a random ULA /48 when none is configured.
+                        let mut r = rng::named(seed, "calico-node/ipv6-pool");
+                        let g: u64 = r.random::<u64>() & 0xff_ffff_ffff;
+                        let hi: u128 = (0xfdu128 << 120) | ((g as u128) << 80);
+                        IpNet::new(IpAddr::V6(hi.into()), 48).expect("valid prefix")
+                    });
                 pools.push(IpPool {
                     name: "default-ipv6-ippool".into(),
                     cidr: cidr.trunc(),
@@ -107,8 +133,17 @@ impl PodNetwork {
             assign.retain(|f| *f == Family::IPv4);
         }
         // IPAMConfig maxBlocksPerHost: unset or 0 both mean Calico's default of 20.
-        match CalicoIpam::new(pools.clone(), c.strict_affinity, c.max_blocks_per_host.unwrap_or(0)) {
-            Ok(ipam) => PodNetwork::Calico { ipam: Box::new(ipam.with_seed(seed)), assign, pools, error: None },
+        match CalicoIpam::new(
+            pools.clone(),
+            c.strict_affinity,
+            c.max_blocks_per_host.unwrap_or(0),
+        ) {
+            Ok(ipam) => PodNetwork::Calico {
+                ipam: Box::new(ipam.with_seed(seed)),
+                assign,
+                pools,
+                error: None,
+            },
             Err(e) => PodNetwork::Calico {
                 ipam: Box::new(CalicoIpam::new(vec![], c.strict_affinity, 0).expect("empty IPAM")),
                 assign,
@@ -119,10 +154,13 @@ impl PodNetwork {
     }
 
     pub fn add_node(&mut self, name: &str, pod_cidrs: &[IpNet]) {
-        if let PodNetwork::HostLocal { nodes, .. } = self {
-            if !pod_cidrs.is_empty() {
-                nodes.insert(name.to_owned(), pod_cidrs.iter().map(|c| HostLocal::new(*c)).collect());
-            }
+        if let PodNetwork::HostLocal { nodes, .. } = self
+            && !pod_cidrs.is_empty()
+        {
+            nodes.insert(
+                name.to_owned(),
+                pod_cidrs.iter().map(|c| HostLocal::new(*c)).collect(),
+            );
         }
     }
 
@@ -168,7 +206,11 @@ impl PodNetwork {
     pub fn per_node_capacity(&self, family: Family, state: &ClusterState) -> Option<u128> {
         match self {
             PodNetwork::HostLocal { .. } => {
-                let idx = state.network.cluster_cidrs.iter().position(|c| Family::of_net(c) == family)?;
+                let idx = state
+                    .network
+                    .cluster_cidrs
+                    .iter()
+                    .position(|c| Family::of_net(c) == family)?;
                 let mask = *state.network.node_cidr_mask_sizes.get(idx)?;
                 let block = IpNet::new(state.network.cluster_cidrs[idx].network(), mask).ok()?;
                 Some(host_local::host_local_capacity(&block))
@@ -177,7 +219,9 @@ impl PodNetwork {
                 if !assign.contains(&family) {
                     return None;
                 }
-                let p = pools.iter().find(|p| Family::of_net(&p.cidr) == family && !p.disabled)?;
+                let p = pools
+                    .iter()
+                    .find(|p| Family::of_net(&p.cidr) == family && !p.disabled)?;
                 Some(1u128 << (family.bits() - p.block_size))
             }
             PodNetwork::None => None,
@@ -185,11 +229,16 @@ impl PodNetwork {
     }
 
     pub fn calico_state(&self) -> Option<CalicoState> {
-        let PodNetwork::Calico { ipam, pools, .. } = self else { return None };
+        let PodNetwork::Calico { ipam, pools, .. } = self else {
+            return None;
+        };
         let affinities: Vec<BlockAffinity> = ipam
             .block_affinities()
             .into_iter()
-            .map(|(cidr, node)| BlockAffinity { cidr, node: node.to_owned() })
+            .map(|(cidr, node)| BlockAffinity {
+                cidr,
+                node: node.to_owned(),
+            })
             .collect();
         Some(CalicoState {
             ip_pools: pools
@@ -214,7 +263,10 @@ fn order_ips(mut ips: Vec<IpAddr>, node: &Node, kubenet: bool) -> Vec<IpAddr> {
     let primary = if kubenet {
         Family::IPv4
     } else {
-        node.internal_ips().next().map(|ip| Family::of_ip(&ip)).unwrap_or(Family::IPv4)
+        node.internal_ips()
+            .next()
+            .map(|ip| Family::of_ip(&ip))
+            .unwrap_or(Family::IPv4)
     };
     ips.sort_by_key(|ip| Family::of_ip(ip) != primary);
     ips.truncate(2);
@@ -227,8 +279,12 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
     let step = sim.step;
     let pod_host_ips = sim.version.at_least(29);
     // Looked up once per pod: a hash index beats 13 string compares in the name-ordered map.
-    let nodes: std::collections::HashMap<&str, &Node> =
-        sim.state.nodes.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let nodes: std::collections::HashMap<&str, &Node> = sim
+        .state
+        .nodes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
     let network = &mut sim.network;
     let mut todo: Vec<&mut crate::state::Pod> = sim
         .state
@@ -239,13 +295,23 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
     todo.sort_by_key(|p| p.sim.creation_index);
     let mut events = Vec::new();
     for pod in todo {
-        let node_name = pod.spec.node_name.as_deref().expect("admitted pods are bound");
-        let Some(node) = nodes.get(node_name) else { continue };
+        let node_name = pod
+            .spec
+            .node_name
+            .as_deref()
+            .expect("admitted pods are bound");
+        let Some(node) = nodes.get(node_name) else {
+            continue;
+        };
         if !node.is_ready() && !pod.spec.host_network {
             continue;
         }
         let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
-        let ips = if pod.spec.host_network { Ok(host_ips.clone()) } else { allocate(network, node_name, node) };
+        let ips = if pod.spec.host_network {
+            Ok(host_ips.clone())
+        } else {
+            allocate(network, node_name, node)
+        };
         match ips {
             Ok(ips) => {
                 pod.status.phase = "Running".into();
@@ -260,7 +326,11 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
             Err(msg) => {
                 // The kubelet retries the sandbox and reports each failure; repeats of the same
                 // event are folded into one, so report a message once per pod.
-                let already = pod.status.conditions.iter().any(|c| c.message.as_deref() == Some(msg.as_str()));
+                let already = pod
+                    .status
+                    .conditions
+                    .iter()
+                    .any(|c| c.message.as_deref() == Some(msg.as_str()));
                 if !already {
                     events.push(Event {
                         step,
@@ -292,7 +362,9 @@ fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<Ip
         PodNetwork::HostLocal { kubenet, nodes } => {
             let kubenet = *kubenet;
             let plugin = if kubenet { "kubenet" } else { "host-local" };
-            let ranges = nodes.get_mut(node_name).ok_or_else(|| "cni plugin not initialized".to_owned())?;
+            let ranges = nodes
+                .get_mut(node_name)
+                .ok_or_else(|| "cni plugin not initialized".to_owned())?;
             let mut got = Vec::new();
             for (i, r) in ranges.iter_mut().enumerate() {
                 match r.allocate() {
@@ -313,13 +385,26 @@ fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<Ip
             }
             Ok(order_ips(got, node, kubenet))
         }
-        PodNetwork::Calico { ipam, assign, error, .. } => {
+        PodNetwork::Calico {
+            ipam,
+            assign,
+            error,
+            ..
+        } => {
             if let Some(e) = error {
                 return Err(e.clone());
             }
             let got = ipam
-                .assign_pod(node_name, assign.contains(&Family::IPv4), assign.contains(&Family::IPv6))
-                .map_err(|e| format!("Failed to create pod sandbox: plugin type=\"calico\" failed (add): {e}"))?;
+                .assign_pod(
+                    node_name,
+                    assign.contains(&Family::IPv4),
+                    assign.contains(&Family::IPv6),
+                )
+                .map_err(|e| {
+                    format!(
+                        "Failed to create pod sandbox: plugin type=\"calico\" failed (add): {e}"
+                    )
+                })?;
             Ok(order_ips(got, node, false))
         }
         PodNetwork::None => Err("cni plugin not initialized".into()),

@@ -15,15 +15,20 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
     let step = sim.step;
     let node_objs = &sim.state.nodes;
     let infos = &mut sim.nodes;
-    let mut pending: Vec<&mut Pod> =
-        sim.state.pods.values_mut().filter(|p| !p.sim.admitted && p.status.phase != "Failed").collect();
+    let mut pending: Vec<&mut Pod> = sim
+        .state
+        .pods
+        .values_mut()
+        .filter(|p| !p.sim.admitted && p.status.phase != "Failed")
+        .collect();
     if pending.is_empty() {
         return;
     }
     pending.sort_by_key(|p| p.sim.creation_index);
 
     // Schedulable nodes ordered by (pods, registration index); names by index.
-    let mut names: Vec<String> = vec![String::new(); infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
+    let mut names: Vec<String> =
+        vec![String::new(); infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
     for (name, info) in infos.iter() {
         names[info.index] = name.clone();
     }
@@ -92,7 +97,11 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
                     .clone();
                 // The scheduler retries and reports again; the API server folds repeats of
                 // the same event into one.
-                let already = pod.status.conditions.iter().any(|c| c.message.as_deref() == Some(msg.as_str()));
+                let already = pod
+                    .status
+                    .conditions
+                    .iter()
+                    .any(|c| c.message.as_deref() == Some(msg.as_str()));
                 if !already {
                     events.push(Event {
                         step,
@@ -153,7 +162,10 @@ fn fit_error(
     let (mut too_many, mut not_ready, mut selector_mismatch) = (0, 0, 0);
     for (name, info) in infos {
         let node = &node_objs[name];
-        if !selector.iter().all(|(k, v)| node.metadata.labels.get(k) == Some(v)) {
+        if !selector
+            .iter()
+            .all(|(k, v)| node.metadata.labels.get(k) == Some(v))
+        {
             selector_mismatch += 1;
         } else if !node.is_ready() {
             not_ready += 1;
@@ -166,15 +178,23 @@ fn fit_error(
         reasons.push(format!("{too_many} Too many pods"));
     }
     if not_ready > 0 {
-        reasons.push(format!("{not_ready} node(s) had untolerated taint {{node.kubernetes.io/not-ready: }}"));
+        reasons.push(format!(
+            "{not_ready} node(s) had untolerated taint {{node.kubernetes.io/not-ready: }}"
+        ));
     }
     if selector_mismatch > 0 {
-        reasons.push(format!("{selector_mismatch} node(s) didn't match Pod's node affinity/selector"));
+        reasons.push(format!(
+            "{selector_mismatch} node(s) didn't match Pod's node affinity/selector"
+        ));
     }
     reasons.sort();
     if reasons.is_empty() {
         format!("0/{} nodes are available.", infos.len())
     } else {
-        format!("0/{} nodes are available: {}.", infos.len(), reasons.join(", "))
+        format!(
+            "0/{} nodes are available: {}.",
+            infos.len(),
+            reasons.join(", ")
+        )
     }
 }

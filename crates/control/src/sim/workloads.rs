@@ -7,7 +7,9 @@ use knetsim_model::objects::{self, Workload, WorkloadKind};
 
 use super::Sim;
 use crate::names;
-use crate::state::{Container, ContainerPort, NamespacedName, ObjectMeta, OwnerReference, Pod, PodSpec, PodStatus};
+use crate::state::{
+    Container, ContainerPort, NamespacedName, ObjectMeta, OwnerReference, Pod, PodSpec, PodStatus,
+};
 
 /// The workloads that exist, by kind and namespaced name.
 #[derive(Debug, Default)]
@@ -47,7 +49,10 @@ fn canonical_template(w: &Workload) -> String {
     for c in &w.template.containers {
         s.push_str(&format!("container {};", c.name));
         for p in &c.ports {
-            s.push_str(&format!("port {:?} {} {:?};", p.name, p.container_port, p.protocol));
+            s.push_str(&format!(
+                "port {:?} {} {:?};",
+                p.name, p.container_port, p.protocol
+            ));
         }
     }
     s
@@ -56,9 +61,20 @@ fn canonical_template(w: &Workload) -> String {
 impl Workloads {
     pub fn apply(&mut self, ns: String, w: Workload) {
         let key = (w.kind, NamespacedName::new(ns, w.meta.name.value.clone()));
-        let replicas = w.replicas.as_ref().map(|r| r.value.max(0) as u64).unwrap_or(1);
+        let replicas = w
+            .replicas
+            .as_ref()
+            .map(|r| r.value.max(0) as u64)
+            .unwrap_or(1);
         let template_hash = names::pod_template_hash(&canonical_template(&w));
-        self.items.insert(key, Record { spec: w, replicas, template_hash });
+        self.items.insert(
+            key,
+            Record {
+                spec: w,
+                replicas,
+                template_hash,
+            },
+        );
     }
 
     pub fn delete(&mut self, kind: &str, key: &NamespacedName) -> bool {
@@ -130,7 +146,10 @@ pub(crate) fn pod_from_spec(
                 })
                 .collect(),
         },
-        status: PodStatus { phase: "Pending".into(), ..Default::default() },
+        status: PodStatus {
+            phase: "Pending".into(),
+            ..Default::default()
+        },
         sim: Default::default(),
     }
 }
@@ -141,7 +160,10 @@ pub(crate) fn reconcile(sim: &mut Sim<'_>) {
     let mut owned: BTreeMap<(String, String, String), Vec<NamespacedName>> = BTreeMap::new();
     for (key, pod) in &sim.state.pods {
         if let Some(o) = pod.metadata.owner_references.iter().find(|o| o.controller) {
-            owned.entry((key.namespace.clone(), o.kind.clone(), o.name.clone())).or_default().push(key.clone());
+            owned
+                .entry((key.namespace.clone(), o.kind.clone(), o.name.clone()))
+                .or_default()
+                .push(key.clone());
         }
     }
     let keys: Vec<(WorkloadKind, NamespacedName)> = sim.workloads.items.keys().cloned().collect();
@@ -149,8 +171,19 @@ pub(crate) fn reconcile(sim: &mut Sim<'_>) {
     for (kind, key) in keys {
         let rec = &sim.workloads.items[&(kind, key.clone())];
         let (owner_kind, owner_name) = owner(kind, &key.name, &rec.template_hash);
-        wanted_owners.insert((key.namespace.clone(), owner_kind.to_owned(), owner_name.clone()));
-        let mut pods = owned.get(&(key.namespace.clone(), owner_kind.to_owned(), owner_name.clone())).cloned().unwrap_or_default();
+        wanted_owners.insert((
+            key.namespace.clone(),
+            owner_kind.to_owned(),
+            owner_name.clone(),
+        ));
+        let mut pods = owned
+            .get(&(
+                key.namespace.clone(),
+                owner_kind.to_owned(),
+                owner_name.clone(),
+            ))
+            .cloned()
+            .unwrap_or_default();
         match kind {
             WorkloadKind::DaemonSet => reconcile_daemonset(sim, &key, owner_name, &mut pods),
             WorkloadKind::StatefulSet => reconcile_statefulset(sim, &key, &mut pods),
@@ -170,7 +203,12 @@ pub(crate) fn reconcile(sim: &mut Sim<'_>) {
 }
 
 fn owner_ref(kind: &str, name: &str) -> Vec<OwnerReference> {
-    vec![OwnerReference { api_version: "apps/v1".into(), kind: kind.into(), name: name.into(), controller: true }]
+    vec![OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: kind.into(),
+        name: name.into(),
+        controller: true,
+    }]
 }
 
 fn reconcile_replicas(
@@ -193,7 +231,11 @@ fn reconcile_replicas(
         // running, then the newest first.
         pods.sort_by_key(|p| {
             let pod = &sim.state.pods[p];
-            (pod.spec.node_name.is_some(), pod.is_running(), std::cmp::Reverse(pod.sim.creation_index))
+            (
+                pod.spec.node_name.is_some(),
+                pod.is_running(),
+                std::cmp::Reverse(pod.sim.creation_index),
+            )
         });
         let excess: Vec<NamespacedName> = pods.drain(..pods.len() - want).collect();
         for p in excess {
@@ -206,13 +248,18 @@ fn reconcile_replicas(
         if sim.state.pods.contains_key(&pkey) {
             continue;
         }
-        let pod = pod_from_spec(&pkey, labels.clone(), &spec, owner_ref(owner_kind, &owner_name));
+        let pod = pod_from_spec(
+            &pkey,
+            labels.clone(),
+            &spec,
+            owner_ref(owner_kind, &owner_name),
+        );
         sim.insert_pod(pkey.clone(), pod);
         pods.push(pkey);
     }
 }
 
-fn reconcile_statefulset(sim: &mut Sim<'_>, key: &NamespacedName, pods: &mut Vec<NamespacedName>) {
+fn reconcile_statefulset(sim: &mut Sim<'_>, key: &NamespacedName, pods: &mut [NamespacedName]) {
     let rec = &sim.workloads.items[&(WorkloadKind::StatefulSet, key.clone())];
     let want = rec.replicas;
     let spec = rec.spec.template.clone();
@@ -232,8 +279,14 @@ fn reconcile_statefulset(sim: &mut Sim<'_>, key: &NamespacedName, pods: &mut Vec
         }
         let mut labels = base_labels.clone();
         labels.insert("apps.kubernetes.io/pod-index".into(), i.to_string());
-        labels.insert("controller-revision-hash".into(), format!("{}-{hash}", key.name));
-        labels.insert("statefulset.kubernetes.io/pod-name".into(), pkey.name.clone());
+        labels.insert(
+            "controller-revision-hash".into(),
+            format!("{}-{hash}", key.name),
+        );
+        labels.insert(
+            "statefulset.kubernetes.io/pod-name".into(),
+            pkey.name.clone(),
+        );
         let pod = pod_from_spec(&pkey, labels, &spec, owner_ref("StatefulSet", &key.name));
         sim.insert_pod(pkey, pod);
     }
@@ -243,7 +296,12 @@ fn ordinal(pod: &str, set: &str) -> Option<u64> {
     pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
 }
 
-fn reconcile_daemonset(sim: &mut Sim<'_>, key: &NamespacedName, owner_name: String, pods: &mut Vec<NamespacedName>) {
+fn reconcile_daemonset(
+    sim: &mut Sim<'_>,
+    key: &NamespacedName,
+    owner_name: String,
+    pods: &mut [NamespacedName],
+) {
     let rec = &sim.workloads.items[&(WorkloadKind::DaemonSet, key.clone())];
     let spec = rec.spec.template.clone();
     let mut labels = rec.spec.template_labels.clone();
@@ -264,13 +322,21 @@ fn reconcile_daemonset(sim: &mut Sim<'_>, key: &NamespacedName, owner_name: Stri
         if covered.contains(&node) {
             continue;
         }
-        let labels_ok = spec.node_selector.iter().all(|(k, v)| sim.state.nodes[&node].metadata.labels.get(k) == Some(v));
+        let labels_ok = spec
+            .node_selector
+            .iter()
+            .all(|(k, v)| sim.state.nodes[&node].metadata.labels.get(k) == Some(v));
         if !labels_ok {
             continue;
         }
         let name = names::generate_name(&mut sim.name_rng, &format!("{owner_name}-"));
         let pkey = NamespacedName::new(key.namespace.clone(), name);
-        let mut pod = pod_from_spec(&pkey, labels.clone(), &spec, owner_ref("DaemonSet", &owner_name));
+        let mut pod = pod_from_spec(
+            &pkey,
+            labels.clone(),
+            &spec,
+            owner_ref("DaemonSet", &owner_name),
+        );
         pod.spec.node_name = Some(node.clone());
         sim.insert_pod(pkey, pod);
     }

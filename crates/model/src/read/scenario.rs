@@ -863,13 +863,17 @@ const MAX_GENERATED: u64 = 1_000_000;
 /// a template keeps such scenarios readable and fast to load. Diagnostics point at the template,
 /// and are reported once, for the first copy, rather than `count` times.
 fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) {
-    let Some(mut outer) = MapReader::new(item) else { return };
+    let Some(mut outer) = MapReader::new(item) else {
+        return;
+    };
     let Some(gen_node) = outer.require("generate", &mut cx.diags) else {
         outer.finish(&mut cx.diags);
         return;
     };
     outer.finish(&mut cx.diags);
-    let Some(mut r) = expect_map(gen_node, "generate", &mut cx.diags) else { return };
+    let Some(mut r) = expect_map(gen_node, "generate", &mut cx.diags) else {
+        return;
+    };
     let count = r.u64("count", &mut cx.diags);
     let start = r.u64("start", &mut cx.diags).map_or(0, |s| s.value);
     let object = r.require("object", &mut cx.diags);
@@ -888,8 +892,11 @@ fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) 
     let Some(object) = object else { return };
     if count.value > MAX_GENERATED {
         cx.diags.push(
-            Diagnostic::error(count.span, format!("`generate` makes at most {MAX_GENERATED} objects"))
-                .with_label(format!("{} requested", count.value)),
+            Diagnostic::error(
+                count.span,
+                format!("`generate` makes at most {MAX_GENERATED} objects"),
+            )
+            .with_label(format!("{} requested", count.value)),
         );
         return;
     }
@@ -919,20 +926,25 @@ fn check_placeholders(node: &Node) -> Result<(), Diagnostic> {
         crate::yaml::NodeKind::Scalar(s) => {
             let mut rest = s.text.as_str();
             while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else { break };
+                let Some(close) = rest[open..].find('}') else {
+                    break;
+                };
                 let inner = &rest[open + 1..open + close];
                 if placeholder_value(inner, 0).is_none() {
-                    return Err(Diagnostic::error(node.span, format!("unknown placeholder `{{{inner}}}` in a `generate` template"))
-                        .with_label("expected `{i}`, `{i%N}` or `{i/N}`"));
+                    return Err(Diagnostic::error(
+                        node.span,
+                        format!("unknown placeholder `{{{inner}}}` in a `generate` template"),
+                    )
+                    .with_label("expected `{i}`, `{i%N}` or `{i/N}`"));
                 }
                 rest = &rest[open + close + 1..];
             }
             Ok(())
         }
         crate::yaml::NodeKind::Seq(items) => items.iter().try_for_each(check_placeholders),
-        crate::yaml::NodeKind::Map(entries) => {
-            entries.iter().try_for_each(|(k, v)| check_placeholders(k).and_then(|()| check_placeholders(v)))
-        }
+        crate::yaml::NodeKind::Map(entries) => entries
+            .iter()
+            .try_for_each(|(k, v)| check_placeholders(k).and_then(|()| check_placeholders(v))),
         crate::yaml::NodeKind::Null => Ok(()),
     }
 }
@@ -960,7 +972,9 @@ fn substitute(node: &Node, i: u64) -> Node {
             let mut text = String::with_capacity(s.text.len() + 8);
             let mut rest = s.text.as_str();
             while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else { break };
+                let Some(close) = rest[open..].find('}') else {
+                    break;
+                };
                 text.push_str(&rest[..open]);
                 match placeholder_value(&rest[open + 1..open + close], i) {
                     Some(v) => text.push_str(&v.to_string()),
@@ -969,15 +983,24 @@ fn substitute(node: &Node, i: u64) -> Node {
                 rest = &rest[open + close + 1..];
             }
             text.push_str(rest);
-            NodeKind::Scalar(Scalar { text, quoted: s.quoted })
+            NodeKind::Scalar(Scalar {
+                text,
+                quoted: s.quoted,
+            })
         }
         NodeKind::Seq(items) => NodeKind::Seq(items.iter().map(|n| substitute(n, i)).collect()),
-        NodeKind::Map(entries) => {
-            NodeKind::Map(entries.iter().map(|(k, v)| (substitute(k, i), substitute(v, i))).collect())
-        }
+        NodeKind::Map(entries) => NodeKind::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (substitute(k, i), substitute(v, i)))
+                .collect(),
+        ),
         other => other.clone(),
     };
-    Node { kind, span: node.span }
+    Node {
+        kind,
+        span: node.span,
+    }
 }
 
 fn read_object_ref(cx: &mut Ctx<'_>, node: &Node, what: &str) -> Option<Spanned<ObjectRef>> {
