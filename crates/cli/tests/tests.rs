@@ -4,4 +4,5 @@
 //! a module.
 
 mod harness;
+mod readme;
 mod scenarios;

@@ -62,7 +62,8 @@ pub enum FlagKind {
     FeatureGates,
     /// One of a fixed set of words (`--mode`, `--detect-local-mode`).
     Enum(&'static [&'static str]),
-    /// `low-high` or a single port (`--service-node-port-range`).
+    /// `low-high`, `low+size` or a single port (`--service-node-port-range`). An empty value is
+    /// read as `PortRange(0, 0)`, the empty range.
     PortRange,
     /// A comma-separated list of words (`--nodeport-addresses`, `--controllers`).
     StrList,
@@ -84,8 +85,8 @@ pub enum FlagValue {
     Int(i64),
     Str(String),
     /// Parsed the way Kubernetes parses them (`ParseCIDRSloppy`): a CIDR whose address has host
-    /// bits set is kept as written here; users of the value decide whether to mask it (the
-    /// reader already warned).
+    /// bits set is stored as its network (`10.128.0.1/12` is 10.128.0.0/12), which is what
+    /// Kubernetes uses; the reader warned about it, and [`Flag::raw`] keeps the text.
     Cidrs(Vec<IpNet>),
     FeatureGates(BTreeMap<String, bool>),
     Enum(String),
@@ -154,7 +155,7 @@ impl ComponentFlags {
     }
 }
 
-/// The flag schema of a component. Implemented in `read::schema`.
+/// The flag schema of a component. The tables live in `read/flags.rs`.
 pub fn schema(component: Component) -> &'static [FlagDef] {
     crate::read::flag_schema(component)
 }

@@ -6,18 +6,25 @@
 //!   through which `path:` references are read; the crate itself never touches the filesystem.
 //! - [`diag`]: [`Diagnostic`]s (file, line, column, message, help) and their plain-text rendering.
 //! - [`yaml`]: a YAML tree in which every node carries its [`Span`], built on `saphyr-parser`
-//!   events; duplicate keys, anchors and multi-document streams are handled here.
+//!   events (duplicate keys, anchors, merge keys and multi-document streams are handled here),
+//!   and the public readers ([`yaml::MapReader`], `expect_*`) that turn nodes into typed values
+//!   with diagnostics; other crates read their own sections (`fabric:`, `plan:`) with them.
+//! - [`cidr`]: CIDRs and IPs parsed like Kubernetes' `ParseCIDRSloppy`/`ParseIPSloppy`.
 //! - [`version`]: [`KubeVersion`], the `kubernetesVersion` key.
 //! - [`flags`]: the flag schema of each component (name, type, whether knetsim models it) and
 //!   the merge of `key: value` maps with pasted `args:` lists.
 //! - [`objects`]: the Kubernetes objects knetsim reads (Service, Pod, workloads, Node, Namespace).
 //! - [`scenario`]: the scenario document (`name`, `kubernetesVersion`, `seed`, `cluster`, `nodes`,
 //!   `manifests`, `steps`, `expect`, `plan`).
-//! - `read`: the conversion from the YAML tree into the model, collecting every diagnostic.
+//! - `read`: the conversion from the YAML tree into the model, collecting every diagnostic:
+//!   `read/flags.rs` (flag schemas, pflag-style parsing), `read/objects.rs` (manifests, strict
+//!   like `kubectl apply`), `read/scenario.rs` (the scenario keys), `read/render.rs` (plain-text
+//!   rendering with `annotate-snippets`).
 //!
 //! Errors a user can cause are [`Diagnostic`] values, never panics: [`load_scenario`] returns the
 //! model together with all warnings, or all errors at once.
 
+pub mod cidr;
 pub mod diag;
 pub mod flags;
 pub mod objects;
@@ -28,7 +35,7 @@ pub mod version;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Severity};
-pub use read::{Loaded, load_manifests, load_scenario};
+pub use read::{Loaded, load_manifests, load_scenario, load_scenario_str};
 pub use scenario::Scenario;
-pub use source::{FileId, FileLoader, SourceMap, Span, Spanned};
+pub use source::{FileId, FileLoader, FsLoader, SourceMap, Span, Spanned};
 pub use version::KubeVersion;

@@ -24,6 +24,9 @@ pub struct ObjectMeta {
 /// An object from a manifest, by kind. Kinds knetsim does not model but that are real
 /// Kubernetes kinds (ConfigMap, Ingress, …) are read as [`Object::Other`] and reported as
 /// ignored; unknown kinds are errors.
+// Objects are read once and moved into the control plane's state; boxing the large variants
+// would only add an allocation per object, and the public shape is shared by every crate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Object {
     Namespace(Namespace),

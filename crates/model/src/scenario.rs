@@ -47,6 +47,8 @@ impl ClusterConfig {
 }
 
 /// Which CNI plugin wires pods, in its own vocabulary.
+// One per scenario: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum CniConfig {
     /// `bridge` or `ptp` with `host-local` IPAM over each node's `spec.podCIDRs`, and a route per
@@ -72,7 +74,7 @@ pub struct CalicoConfig {
     pub ip_pools: Vec<CalicoIpPool>,
     /// IPAMConfig `strictAffinity` (default false).
     pub strict_affinity: bool,
-    /// IPAMConfig `maxBlocksPerHost` (0 means unlimited).
+    /// IPAMConfig `maxBlocksPerHost`; unset or 0 means Calico's default of 20.
     pub max_blocks_per_host: Option<u32>,
     pub span: Span,
 }

@@ -8,15 +8,14 @@
 
 use std::fmt::{self, Display, Write as _};
 
+
 use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    let mut out = String::with_capacity(4096);
-    let mut w = Writer { out: &mut out };
-    let node = value.serialize(ValueSer)?;
-    w.write_root(&node);
-    Ok(out)
+    let mut ser = Ser { out: String::with_capacity(1 << 16), scratch: String::new() };
+    value.serialize(Emit { s: &mut ser, ctx: Ctx::Root })?;
+    Ok(ser.out)
 }
 
 #[derive(Debug)]
@@ -36,127 +35,122 @@ impl ser::Error for Error {
     }
 }
 
-/// The serialized value, as a small tree. Scalars are pre-rendered so that writing is a
-/// single pass of string pushes.
-enum Value {
-    Null,
-    /// Already rendered: plain or quoted as needed.
-    Scalar(String),
-    Seq(Vec<Value>),
-    Map(Vec<(String, Value)>),
+/// The output and a scratch buffer for `Display` values (addresses), reused so that writing
+/// a large document allocates little beyond the output itself.
+struct Ser {
+    out: String,
+    scratch: String,
 }
 
-struct Writer<'a> {
-    out: &'a mut String,
-}
-
-impl Writer<'_> {
-    fn write_root(&mut self, v: &Value) {
-        match v {
-            Value::Map(m) if !m.is_empty() => self.write_map(m, 0),
-            Value::Seq(s) if !s.is_empty() => self.write_seq(s, 0),
-            other => {
-                self.write_inline(other);
-                self.out.push('\n');
-            }
-        }
-    }
-
-    fn indent(&mut self, n: usize) {
+impl Ser {
+    fn pad(&mut self, n: usize) {
         for _ in 0..n {
             self.out.push(' ');
         }
     }
 
-    fn write_inline(&mut self, v: &Value) {
-        match v {
-            Value::Null => self.out.push_str("null"),
-            Value::Scalar(s) => self.out.push_str(s),
-            Value::Seq(_) => self.out.push_str("[]"),
-            Value::Map(_) => self.out.push_str("{}"),
-        }
-    }
-
-    fn is_block(v: &Value) -> bool {
-        matches!(v, Value::Seq(s) if !s.is_empty()) || matches!(v, Value::Map(m) if !m.is_empty())
-    }
-
-    /// Writes the entries of a mapping, each line starting at `indent` (the first line's
-    /// indentation is assumed to be written already when `first_inline` is set by the caller).
-    fn write_map(&mut self, m: &[(String, Value)], indent: usize) {
-        for (i, (k, v)) in m.iter().enumerate() {
-            if i > 0 {
-                self.indent(indent);
-            }
-            self.write_entry(k, v, indent);
-        }
-    }
-
-    fn write_entry(&mut self, k: &str, v: &Value, indent: usize) {
-        self.out.push_str(k);
-        self.out.push(':');
-        match v {
-            Value::Map(m) if !m.is_empty() => {
-                self.out.push('\n');
-                self.indent(indent + 2);
-                self.write_map(m, indent + 2);
-            }
-            Value::Seq(s) if !s.is_empty() => {
-                self.out.push('\n');
-                self.indent(indent);
-                self.write_seq(s, indent);
-            }
-            other => {
-                self.out.push(' ');
-                self.write_inline(other);
-                self.out.push('\n');
-            }
-        }
-    }
-
-    fn write_seq(&mut self, s: &[Value], indent: usize) {
-        for (i, item) in s.iter().enumerate() {
-            if i > 0 {
-                self.indent(indent);
-            }
-            self.out.push_str("- ");
-            match item {
-                Value::Map(m) if !m.is_empty() => self.write_map(m, indent + 2),
-                Value::Seq(inner) if !inner.is_empty() => self.write_seq(inner, indent + 2),
-                other => {
-                    debug_assert!(!Self::is_block(other));
-                    self.write_inline(other);
-                    self.out.push('\n');
-                }
-            }
+    fn push_str_scalar(&mut self, s: &str) {
+        if needs_quotes(s) {
+            quote_into(&mut self.out, s);
+        } else {
+            self.out.push_str(s);
         }
     }
 }
 
+/// Where a value is being written. The writer is streaming: a mapping or sequence decides on
+/// its first entry whether it is block-style (on the following lines) or, if it ends without
+/// entries, an inline `{}` / `[]`.
+#[derive(Clone, Copy)]
+enum Ctx {
+    /// The document itself.
+    Root,
+    /// After `key:` (no space yet) of a mapping whose entries sit at `indent`.
+    MapValue { indent: usize },
+    /// After `- ` of a sequence item at `indent`.
+    SeqItem { indent: usize },
+}
+
+impl Ctx {
+    /// Indentation of the entries of a mapping written here.
+    fn map_indent(self) -> usize {
+        match self {
+            Ctx::Root => 0,
+            Ctx::MapValue { indent } => indent + 2,
+            Ctx::SeqItem { indent } => indent + 2,
+        }
+    }
+
+    /// Indentation of the `- ` of a sequence written here. Inside a mapping the items line up
+    /// with the key, as kubectl (Go yaml.v2) writes them.
+    fn seq_indent(self) -> usize {
+        match self {
+            Ctx::Root => 0,
+            Ctx::MapValue { indent } => indent,
+            Ctx::SeqItem { indent } => indent + 2,
+        }
+    }
+}
+
+struct Emit<'a> {
+    s: &'a mut Ser,
+    ctx: Ctx,
+}
+
+impl Emit<'_> {
+    fn scalar_prefix(&mut self) {
+        if let Ctx::MapValue { .. } = self.ctx {
+            self.s.out.push(' ');
+        }
+    }
+
+    fn plain(self, text: &str) -> Result<(), Error> {
+        let mut me = self;
+        me.scalar_prefix();
+        me.s.out.push_str(text);
+        me.s.out.push('\n');
+        Ok(())
+    }
+
+    fn string(self, text: &str) -> Result<(), Error> {
+        let mut me = self;
+        me.scalar_prefix();
+        me.s.push_str_scalar(text);
+        me.s.out.push('\n');
+        Ok(())
+    }
+}
+
+/// Writes `s` double-quoted, with YAML escapes.
+fn quote_into(q: &mut String, s: &str) {
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(q, "\\x{:02x}", c as u32);
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+}
+
 /// Renders a string scalar: plain when YAML 1.1 and 1.2 readers would both read it back as
 /// the same string, double-quoted otherwise.
+#[cfg(test)]
 fn render_str(s: &str) -> String {
+    let mut out = String::new();
     if needs_quotes(s) {
-        let mut q = String::with_capacity(s.len() + 2);
-        q.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => q.push_str("\\\""),
-                '\\' => q.push_str("\\\\"),
-                '\n' => q.push_str("\\n"),
-                '\t' => q.push_str("\\t"),
-                '\r' => q.push_str("\\r"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    let _ = write!(q, "\\x{:02x}", c as u32);
-                }
-                c => q.push(c),
-            }
-        }
-        q.push('"');
-        q
+        quote_into(&mut out, s);
     } else {
-        s.to_owned()
+        out.push_str(s);
     }
+    out
 }
 
 fn needs_quotes(s: &str) -> bool {
@@ -182,48 +176,66 @@ fn needs_quotes(s: &str) -> bool {
     looks_numeric(s)
 }
 
-/// True for anything a YAML reader might take for a number: decimal, octal, hex, floats,
-/// exponents, and sexagesimal-looking values ("1:20") that YAML 1.1 readers parse.
+/// True for anything a YAML 1.1 or 1.2 reader would take for a number: integers (with `_`
+/// separators, or 0x/0o/0b prefixes), floats with one decimal point and an optional
+/// exponent, and YAML 1.1's base-60 forms (`1:20`). Dotted quads and IPv6 addresses are not.
 fn looks_numeric(s: &str) -> bool {
     let t = s.strip_prefix(['+', '-']).unwrap_or(s);
     if t.is_empty() {
         return false;
     }
-    if t.starts_with("0x") || t.starts_with("0o") || t.starts_with("0b") {
-        return true;
+    if let Some(rest) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0o")).or_else(|| t.strip_prefix("0b")) {
+        return !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit() || c == '_');
     }
-    let mut digits = 0;
-    for c in t.chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            '.' | 'e' | 'E' | '_' | '+' | '-' | ':' => {}
-            _ => return false,
+    let digits = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_digit() || c == '_');
+    // Base 60: digit groups joined by ':' (each group non-empty), an optional fraction.
+    if t.contains(':') {
+        let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+        return whole.split(':').all(digits) && (frac.is_empty() || digits(frac));
+    }
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    if let Some(e) = exp {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        if !e.chars().all(|c| c.is_ascii_digit()) || e.is_empty() {
+            return false;
         }
     }
-    digits > 0
+    match mantissa.split_once('.') {
+        None => digits(mantissa),
+        Some((a, b)) => {
+            (digits(a) || a.is_empty())
+                && (b.is_empty() || b.chars().all(|c| c.is_ascii_digit() || c == '_'))
+                && !b.contains('.')
+                && (!a.is_empty() || !b.is_empty())
+        }
+    }
 }
-
-/// Serializes into a [`Value`] tree.
-struct ValueSer;
 
 macro_rules! scalar_display {
     ($($f:ident: $t:ty),*) => {$(
-        fn $f(self, v: $t) -> Result<Value, Error> {
-            Ok(Value::Scalar(v.to_string()))
+        fn $f(self, v: $t) -> Result<(), Error> {
+            let mut me = self;
+            me.scalar_prefix();
+            let _ = write!(me.s.out, "{v}");
+            me.s.out.push('\n');
+            Ok(())
         }
     )*};
 }
 
-impl ser::Serializer for ValueSer {
-    type Ok = Value;
+impl<'a> ser::Serializer for Emit<'a> {
+    type Ok = ();
     type Error = Error;
-    type SerializeSeq = SeqSer;
-    type SerializeTuple = SeqSer;
-    type SerializeTupleStruct = SeqSer;
-    type SerializeTupleVariant = SeqSer;
-    type SerializeMap = MapSer;
-    type SerializeStruct = MapSer;
-    type SerializeStructVariant = MapSer;
+    type SerializeSeq = SeqEmit<'a>;
+    type SerializeTuple = SeqEmit<'a>;
+    type SerializeTupleStruct = SeqEmit<'a>;
+    type SerializeTupleVariant = SeqEmit<'a>;
+    type SerializeMap = MapEmit<'a>;
+    type SerializeStruct = MapEmit<'a>;
+    type SerializeStructVariant = MapEmit<'a>;
 
     scalar_display!(
         serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
@@ -231,44 +243,50 @@ impl ser::Serializer for ValueSer {
         serialize_u32: u32, serialize_u64: u64, serialize_u128: u128
     );
 
-    fn serialize_f32(self, v: f32) -> Result<Value, Error> {
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.serialize_f64(v as f64)
     }
-    fn serialize_f64(self, v: f64) -> Result<Value, Error> {
-        Ok(Value::Scalar(if v.is_nan() {
-            ".nan".into()
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        let text = if v.is_nan() {
+            ".nan".to_owned()
         } else if v.is_infinite() {
             if v > 0.0 { ".inf".into() } else { "-.inf".into() }
         } else {
             let s = v.to_string();
             if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
-        }))
+        };
+        self.plain(&text)
     }
-    fn serialize_char(self, v: char) -> Result<Value, Error> {
-        Ok(Value::Scalar(render_str(v.encode_utf8(&mut [0; 4]))))
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.string(v.encode_utf8(&mut [0; 4]))
     }
-    fn serialize_str(self, v: &str) -> Result<Value, Error> {
-        Ok(Value::Scalar(render_str(v)))
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.string(v)
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<Value, Error> {
-        Ok(Value::Seq(v.iter().map(|b| Value::Scalar(b.to_string())).collect()))
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        use ser::SerializeSeq;
+        let mut seq = self.serialize_seq(Some(v.len()))?;
+        for b in v {
+            seq.serialize_element(b)?;
+        }
+        seq.end()
     }
-    fn serialize_none(self) -> Result<Value, Error> {
-        Ok(Value::Null)
+    fn serialize_none(self) -> Result<(), Error> {
+        self.plain("null")
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Value, Error> {
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Error> {
         v.serialize(self)
     }
-    fn serialize_unit(self) -> Result<Value, Error> {
-        Ok(Value::Null)
+    fn serialize_unit(self) -> Result<(), Error> {
+        self.plain("null")
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Value, Error> {
-        Ok(Value::Null)
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
+        self.plain("null")
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<Value, Error> {
-        Ok(Value::Scalar(render_str(variant)))
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<(), Error> {
+        self.string(variant)
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<Value, Error> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<(), Error> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -277,16 +295,19 @@ impl ser::Serializer for ValueSer {
         _: u32,
         variant: &'static str,
         v: &T,
-    ) -> Result<Value, Error> {
-        Ok(Value::Map(vec![(render_str(variant), v.serialize(ValueSer)?)]))
+    ) -> Result<(), Error> {
+        use ser::SerializeMap;
+        let mut m = self.serialize_map(Some(1))?;
+        m.serialize_entry(variant, v)?;
+        m.end()
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<SeqSer, Error> {
-        Ok(SeqSer { items: Vec::with_capacity(len.unwrap_or(0)), variant: None })
+    fn serialize_seq(self, _len: Option<usize>) -> Result<SeqEmit<'a>, Error> {
+        Ok(SeqEmit { s: self.s, ctx: self.ctx, count: 0 })
     }
-    fn serialize_tuple(self, len: usize) -> Result<SeqSer, Error> {
+    fn serialize_tuple(self, len: usize) -> Result<SeqEmit<'a>, Error> {
         self.serialize_seq(Some(len))
     }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqSer, Error> {
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqEmit<'a>, Error> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(
@@ -294,14 +315,16 @@ impl ser::Serializer for ValueSer {
         _: &'static str,
         _: u32,
         variant: &'static str,
-        len: usize,
-    ) -> Result<SeqSer, Error> {
-        Ok(SeqSer { items: Vec::with_capacity(len), variant: Some(variant) })
+        _len: usize,
+    ) -> Result<SeqEmit<'a>, Error> {
+        // `{variant: [items]}`: open the one-entry mapping, then the sequence as its value.
+        let indent = open_entry(self.s, self.ctx, 0, variant);
+        Ok(SeqEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<MapSer, Error> {
-        Ok(MapSer { entries: Vec::with_capacity(len.unwrap_or(0)), key: None, variant: None })
+    fn serialize_map(self, _len: Option<usize>) -> Result<MapEmit<'a>, Error> {
+        Ok(MapEmit { s: self.s, ctx: self.ctx, count: 0 })
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<MapSer, Error> {
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<MapEmit<'a>, Error> {
         self.serialize_map(Some(len))
     }
     fn serialize_struct_variant(
@@ -309,137 +332,205 @@ impl ser::Serializer for ValueSer {
         _: &'static str,
         _: u32,
         variant: &'static str,
-        len: usize,
-    ) -> Result<MapSer, Error> {
-        Ok(MapSer { entries: Vec::with_capacity(len), key: None, variant: Some(variant) })
+        _len: usize,
+    ) -> Result<MapEmit<'a>, Error> {
+        let indent = open_entry(self.s, self.ctx, 0, variant);
+        Ok(MapEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
     }
-    fn collect_str<T: Display + ?Sized>(self, v: &T) -> Result<Value, Error> {
-        Ok(Value::Scalar(render_str(&v.to_string())))
-    }
-}
-
-struct SeqSer {
-    items: Vec<Value>,
-    variant: Option<&'static str>,
-}
-
-impl SeqSer {
-    fn finish(self) -> Value {
-        let seq = Value::Seq(self.items);
-        match self.variant {
-            Some(v) => Value::Map(vec![(render_str(v), seq)]),
-            None => seq,
+    fn collect_str<T: Display + ?Sized>(self, v: &T) -> Result<(), Error> {
+        let Emit { s, ctx } = self;
+        let mut scratch = std::mem::take(&mut s.scratch);
+        scratch.clear();
+        let _ = write!(scratch, "{v}");
+        if let Ctx::MapValue { .. } = ctx {
+            s.out.push(' ');
         }
+        s.push_str_scalar(&scratch);
+        s.out.push('\n');
+        s.scratch = scratch;
+        Ok(())
     }
 }
 
-impl ser::SerializeSeq for SeqSer {
-    type Ok = Value;
+/// Writes the start of the `count`-th entry of a mapping written in `ctx`, up to and
+/// including `key:`, and returns the indentation of the mapping's entries.
+fn open_entry(s: &mut Ser, ctx: Ctx, count: usize, key: &str) -> usize {
+    let indent = ctx.map_indent();
+    if count == 0 {
+        if let Ctx::MapValue { .. } = ctx {
+            s.out.push('\n');
+            s.pad(indent);
+        }
+    } else {
+        s.pad(indent);
+    }
+    s.push_str_scalar(key);
+    s.out.push(':');
+    indent
+}
+
+pub struct SeqEmit<'a> {
+    s: &'a mut Ser,
+    ctx: Ctx,
+    count: usize,
+}
+
+impl SeqEmit<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
+        let indent = self.ctx.seq_indent();
+        if self.count == 0 {
+            if let Ctx::MapValue { .. } = self.ctx {
+                self.s.out.push('\n');
+                self.s.pad(indent);
+            }
+        } else {
+            self.s.pad(indent);
+        }
+        self.count += 1;
+        self.s.out.push_str("- ");
+        v.serialize(Emit { s: self.s, ctx: Ctx::SeqItem { indent } })
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        if self.count == 0 {
+            if let Ctx::MapValue { .. } = self.ctx {
+                self.s.out.push(' ');
+            }
+            self.s.out.push_str("[]\n");
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for SeqEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        self.items.push(v.serialize(ValueSer)?);
-        Ok(())
+        self.element(v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-impl ser::SerializeTuple for SeqSer {
-    type Ok = Value;
+impl ser::SerializeTuple for SeqEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, v)
+        self.element(v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-impl ser::SerializeTupleStruct for SeqSer {
-    type Ok = Value;
+impl ser::SerializeTupleStruct for SeqEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, v)
+        self.element(v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-impl ser::SerializeTupleVariant for SeqSer {
-    type Ok = Value;
+impl ser::SerializeTupleVariant for SeqEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, v)
+        self.element(v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-struct MapSer {
-    entries: Vec<(String, Value)>,
-    key: Option<String>,
-    variant: Option<&'static str>,
+pub struct MapEmit<'a> {
+    s: &'a mut Ser,
+    ctx: Ctx,
+    count: usize,
 }
 
-impl MapSer {
-    fn finish(self) -> Value {
-        let map = Value::Map(self.entries);
-        match self.variant {
-            Some(v) => Value::Map(vec![(render_str(v), map)]),
-            None => map,
+impl MapEmit<'_> {
+    fn entry<V: Serialize + ?Sized>(&mut self, key: &str, v: &V) -> Result<(), Error> {
+        let indent = open_entry(self.s, self.ctx, self.count, key);
+        self.count += 1;
+        v.serialize(Emit { s: self.s, ctx: Ctx::MapValue { indent } })
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        if self.count == 0 {
+            if let Ctx::MapValue { .. } = self.ctx {
+                self.s.out.push(' ');
+            }
+            self.s.out.push_str("{}\n");
         }
+        Ok(())
     }
 }
 
-/// Map keys must be scalars; they are rendered like string scalars.
-fn key_string(v: Value) -> Result<String, Error> {
-    match v {
-        Value::Scalar(s) => Ok(s),
-        Value::Null => Ok("null".into()),
-        _ => Err(Error("map keys must be scalars".into())),
+/// Map keys must be scalars: they are rendered to text first.
+fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
+    let mut tmp = Ser { out: String::new(), scratch: String::new() };
+    k.serialize(Emit { s: &mut tmp, ctx: Ctx::Root })?;
+    let text = tmp.out.trim_end_matches('\n');
+    if text.contains('\n') {
+        return Err(Error("map keys must be scalars".into()));
     }
+    Ok(text.to_owned())
 }
 
-impl ser::SerializeMap for MapSer {
-    type Ok = Value;
+impl ser::SerializeMap for MapEmit<'_> {
+    type Ok = ();
     type Error = Error;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Error> {
-        self.key = Some(key_string(k.serialize(ValueSer)?)?);
-        Ok(())
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, _k: &T) -> Result<(), Error> {
+        Err(Error("keys and values must be serialized together".into()))
     }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
-        let k = self.key.take().ok_or_else(|| Error("value without a key".into()))?;
-        self.entries.push((k, v.serialize(ValueSer)?));
-        Ok(())
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, _v: &T) -> Result<(), Error> {
+        Err(Error("keys and values must be serialized together".into()))
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(&mut self, k: &K, v: &V) -> Result<(), Error> {
+        let key = key_text(k)?;
+        // The key was already rendered (and quoted if needed); write it verbatim.
+        let indent = self.ctx.map_indent();
+        if self.count == 0 {
+            if let Ctx::MapValue { .. } = self.ctx {
+                self.s.out.push('\n');
+                self.s.pad(indent);
+            }
+        } else {
+            self.s.pad(indent);
+        }
+        self.count += 1;
+        self.s.out.push_str(&key);
+        self.s.out.push(':');
+        v.serialize(Emit { s: self.s, ctx: Ctx::MapValue { indent } })
+    }
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-impl ser::SerializeStruct for MapSer {
-    type Ok = Value;
+impl ser::SerializeStruct for MapEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
-        self.entries.push((render_str(k), v.serialize(ValueSer)?));
-        Ok(())
+        self.entry(k, v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
-impl ser::SerializeStructVariant for MapSer {
-    type Ok = Value;
+impl ser::SerializeStructVariant for MapEmit<'_> {
+    type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
-        ser::SerializeStruct::serialize_field(self, k, v)
+        self.entry(k, v)
     }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
+    fn end(self) -> Result<(), Error> {
+        self.finish()
     }
 }
 
@@ -491,6 +582,12 @@ mod tests {
             ("a: b", true),
             ("- x", true),
             ("0x4000", true),
+            ("1e3", true),
+            ("1:20", true),
+            ("10.96.0.10", false),
+            ("2001:db8::1", false),
+            ("1.0.0", false),
+            (".5", true),
             ("IPv6 is not configured on this cluster", false),
             ("line\nbreak", true),
             ("Service \"x\" is invalid", false),

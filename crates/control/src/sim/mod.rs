@@ -19,7 +19,7 @@ use knetsim_ipam::range_allocator::RangeAllocator;
 use knetsim_ipam::{Family, NamedRng, rng};
 use knetsim_model::flags::{Component, ComponentFlags};
 use knetsim_model::objects::{self, Object, ObjectRef};
-use knetsim_model::scenario::{ClusterConfig, NodeSpec, Step};
+use knetsim_model::scenario::{ClusterConfig, NodeSpec as NodeEntry, Step};
 use knetsim_model::{KubeVersion, Scenario};
 
 use crate::components::{self, ControlPlaneConfig};
@@ -99,7 +99,7 @@ impl<'a> Sim<'a> {
             version: scenario.version,
             step: 0,
             cluster: scenario.cluster.clone(),
-            cp: ControlPlaneConfig::default(),
+            cp: components::configure(scenario.version, &scenario.cluster),
             services: None,
             node_ipam: None,
             network: PodNetwork::None,
@@ -268,7 +268,7 @@ impl<'a> Sim<'a> {
     }
 
     /// A kubelet starts and registers its Node.
-    fn register_node(&mut self, spec: &NodeSpec) {
+    fn register_node(&mut self, spec: &NodeEntry) {
         let name = spec.name.value.clone();
         let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
         if !self.apiserver_up() {

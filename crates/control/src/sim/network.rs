@@ -106,8 +106,9 @@ impl PodNetwork {
         if !truthy(env("FELIX_IPV6SUPPORT"), true) {
             assign.retain(|f| *f == Family::IPv4);
         }
+        // IPAMConfig maxBlocksPerHost: unset or 0 both mean Calico's default of 20.
         match CalicoIpam::new(pools.clone(), c.strict_affinity, c.max_blocks_per_host.unwrap_or(0)) {
-            Ok(ipam) => PodNetwork::Calico { ipam: Box::new(ipam), assign, pools, error: None },
+            Ok(ipam) => PodNetwork::Calico { ipam: Box::new(ipam.with_seed(seed)), assign, pools, error: None },
             Err(e) => PodNetwork::Calico {
                 ipam: Box::new(CalicoIpam::new(vec![], c.strict_affinity, 0).expect("empty IPAM")),
                 assign,
@@ -185,13 +186,11 @@ impl PodNetwork {
 
     pub fn calico_state(&self) -> Option<CalicoState> {
         let PodNetwork::Calico { ipam, pools, .. } = self else { return None };
-        let mut affinities = Vec::new();
-        for host in ipam.hosts() {
-            for b in ipam.blocks_of(&host) {
-                affinities.push(BlockAffinity { cidr: b, node: host.clone() });
-            }
-        }
-        affinities.sort_by(|a, b| (a.cidr.network(), a.cidr.prefix_len()).cmp(&(b.cidr.network(), b.cidr.prefix_len())));
+        let affinities: Vec<BlockAffinity> = ipam
+            .block_affinities()
+            .into_iter()
+            .map(|(cidr, node)| BlockAffinity { cidr, node: node.to_owned() })
+            .collect();
         Some(CalicoState {
             ip_pools: pools
                 .iter()
@@ -285,7 +284,7 @@ fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<Ip
                     None => {
                         let msg = format!(
                             "Failed to create pod sandbox: plugin type=\"{plugin}\" failed (add): failed to allocate for range {i}: no IP addresses available in range set: {}",
-                            r.range_text()
+                            r.range_set()
                         );
                         for ip in got {
                             for r in ranges.iter_mut() {
@@ -302,20 +301,9 @@ fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<Ip
             if let Some(e) = error {
                 return Err(e.clone());
             }
-            let mut got = Vec::new();
-            for fam in assign.clone() {
-                match ipam.assign(node_name, fam) {
-                    Ok(ip) => got.push(ip),
-                    Err(e) => {
-                        for ip in got {
-                            let _ = ipam.release(ip);
-                        }
-                        return Err(format!(
-                            "Failed to create pod sandbox: plugin type=\"calico\" failed (add): {e}"
-                        ));
-                    }
-                }
-            }
+            let got = ipam
+                .assign_pod(node_name, assign.contains(&Family::IPv4), assign.contains(&Family::IPv6))
+                .map_err(|e| format!("Failed to create pod sandbox: plugin type=\"calico\" failed (add): {e}"))?;
             Ok(order_ips(got, node, false))
         }
         PodNetwork::None => Err("cni plugin not initialized".into()),

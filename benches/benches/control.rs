@@ -1,0 +1,27 @@
+//! The control plane at Kubernetes' published limits (`scenarios/limits/limits-5000.yaml`:
+//! 5,000 nodes, 150,000 pods, 10,000 dual-stack Services): loading the scenario, simulating
+//! it, and writing the full state document as YAML — the three parts of `knetsim run`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use knetsim_model::source::FsLoader;
+
+const LIMITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/limits/limits-5000.yaml");
+
+fn limits(c: &mut Criterion) {
+    let loaded = knetsim_model::load_scenario(Path::new(LIMITS), &FsLoader);
+    let scenario = loaded.value.expect("the limits scenario loads");
+    let state = knetsim_control::simulate(&scenario);
+
+    let mut g = c.benchmark_group("limits-5000");
+    g.sample_size(10);
+    g.bench_function("load", |b| b.iter(|| knetsim_model::load_scenario(black_box(Path::new(LIMITS)), &FsLoader)));
+    g.bench_function("simulate", |b| b.iter(|| knetsim_control::simulate(black_box(&scenario))));
+    g.bench_function("write-yaml", |b| b.iter(|| knetsim::render::yaml::to_string(black_box(&state)).expect("yaml")));
+    g.finish();
+}
+
+criterion_group!(benches, limits);
+criterion_main!(benches);
