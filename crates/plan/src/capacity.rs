@@ -386,10 +386,14 @@ pub fn limits(cfg: &PlanConfig, figures: &[FamilyFigures], target: &Target) -> V
 }
 
 /// The limit that binds first: the hard limit with the highest utilization (the first of
-/// equals, in [`limits`] order).
-pub fn binding(limits: &[Limit]) -> Option<&Limit> {
+/// equals, in [`limits`] order). With `max_pods_given` false the target's pods per node *is*
+/// max-pods, so max-pods is full by definition and is not a candidate.
+pub fn binding(limits: &[Limit], max_pods_given: bool) -> Option<&Limit> {
     let mut best: Option<&Limit> = None;
-    for l in limits.iter().filter(|l| l.hard && l.demand > 0) {
+    for l in limits
+        .iter()
+        .filter(|l| l.hard && l.demand > 0 && (max_pods_given || l.key != "maxPods"))
+    {
         if best.is_none_or(|b| l.utilization > b.utilization) {
             best = Some(l);
         }

@@ -201,7 +201,7 @@ impl PlanConfig {
 
         let services = cp.apiserver.as_ref().map(|api| ServiceSide {
             cidrs: api.service_cidrs.iter().map(IpNet::trunc).collect(),
-            allocator: allocator_kind(api),
+            allocator: api.allocator_kind,
             static_subrange: api.static_subrange,
         });
 
@@ -310,14 +310,6 @@ impl PlanConfig {
     /// Whether any component fails to start.
     pub fn starts(&self) -> bool {
         !self.outcomes.iter().any(|o| o.severity == Severity::Error)
-    }
-}
-
-/// The allocator kube-apiserver backs Service ranges with.
-fn allocator_kind(api: &components::ApiServerConfig) -> AllocatorKind {
-    match api.allocator_kind {
-        components::ServiceAllocator::Bitmap => AllocatorKind::Bitmap,
-        components::ServiceAllocator::IpAddress => AllocatorKind::IpAddress,
     }
 }
 

@@ -10,6 +10,7 @@
 //!
 //! - [`spec`]: the `plan:` section of a scenario (target, growth model, sweep, underlay), with
 //!   its YAML shape and defaults documented, read into [`spec::PlanSpec`] with diagnostics.
+//! - [`load`]: reading `knetsim plan FILE`'s file: a scenario, or a `cluster:` section alone.
 //! - [`config`]: [`config::PlanConfig`], one configuration as the components would run it on one
 //!   release, derived from a scenario's `cluster:`; and the flag edits sweeps make.
 //! - [`capacity`]: per-family figures (node blocks, pod addresses per node, Calico blocks,
@@ -32,6 +33,7 @@
 pub mod capacity;
 pub mod config;
 pub mod growth;
+pub mod load;
 pub mod render;
 pub mod single;
 pub mod spec;
@@ -44,6 +46,7 @@ use serde::Serialize;
 
 pub use config::PlanConfig;
 pub use growth::{GrowthModel, GrowthReport, growth_runs};
+pub use load::load_input;
 pub use render::{CsvTable, render_csv, render_csv_table, render_svg, render_table};
 pub use single::SingleReport;
 pub use sweep::{SweepReport, SweepTarget, sweep_configs};
@@ -156,7 +159,14 @@ pub fn plan(scenario: &Scenario, opts: &PlanOptions<'_>) -> Result<PlanReport, V
     let n_runs = growth_model.as_ref().map_or(0, |m| m.runs as u64);
     let total = n_configs + n_runs;
 
-    let single = single::report(scenario, &cfg, target, target_given, &node_networks);
+    let single = single::report(
+        scenario,
+        &cfg,
+        target,
+        target_given,
+        pods_per_node.is_some(),
+        &node_networks,
+    );
 
     let sweep = sweep_input.map(|(s, bases, configs)| {
         let progress = opts

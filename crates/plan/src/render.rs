@@ -301,10 +301,26 @@ pub fn render_table(report: &PlanReport) -> String {
         }
     );
     limits_table(&mut out, &s.limits);
+    let stopped: Vec<&str> = s
+        .versions
+        .outcomes
+        .iter()
+        .filter(|o| o.applies && o.severity == Severity::Error)
+        .map(|o| o.component.as_str())
+        .collect();
     let _ = writeln!(
         out,
-        "  meets the target: {}{}",
+        "  meets the target: {}{}{}",
         if s.meets_target { "yes" } else { "no" },
+        if stopped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} does not start on {})",
+                stopped.join(" and "),
+                report.kubernetes_version
+            )
+        },
         s.binding
             .as_ref()
             .map(|b| format!("; binds first: {b}"))
@@ -351,13 +367,21 @@ pub fn render_table(report: &PlanReport) -> String {
             &[
                 ("", L),
                 ("component", L),
-                ("", L),
+                ("level", L),
                 ("releases", L),
                 ("message", L),
             ],
             &rows,
         );
-        let _ = writeln!(out, "  (* applies to {})", report.kubernetes_version);
+        if s.versions.outcomes.iter().any(|o| o.applies) {
+            let _ = writeln!(out, "  (* applies to {})", report.kubernetes_version);
+        } else {
+            let _ = writeln!(
+                out,
+                "  (none of these applies to {})",
+                report.kubernetes_version
+            );
+        }
     }
     if s.versions.service_ips.len() > s.families.len() {
         out.push_str("\nService IPs by release\n");
@@ -448,13 +472,15 @@ fn render_sweep(out: &mut String, sw: &crate::SweepReport) {
     let t = &sw.target;
     let _ = writeln!(
         out,
-        "\nSweep: {} configurations ({}), {} meet the target ({} nodes, {} pods per node, {} Services, {} dual-stack Services)",
+        "\nSweep: {} configurations ({}), {} meet the target ({} nodes, {}, {} Services, {} dual-stack Services)",
         count(sw.evaluated as u128),
         sw.dimensions.join("; "),
         count(sw.passing as u128),
         count(u128::from(t.nodes)),
         t.pods_per_node
-            .map_or("max-pods".to_string(), |p| p.to_string()),
+            .map_or("max-pods pods on each node".to_string(), |p| format!(
+                "{p} pods per node"
+            )),
         count(u128::from(t.services)),
         count(u128::from(t.dual_stack_services)),
     );
@@ -487,20 +513,26 @@ fn render_sweep(out: &mut String, sw: &crate::SweepReport) {
                 ]
             })
             .collect();
-        table(
-            out,
-            &[
-                ("rank", R),
-                ("IPv4 cluster", L),
-                ("IPv6 cluster", L),
-                ("IPv4 services", L),
-                ("IPv6 services", L),
-                ("max-pods", R),
-                ("max nodes", R),
-                ("pods/node", R),
-            ],
-            &rows,
-        );
+        let headers = [
+            ("rank", R),
+            ("IPv4 cluster", L),
+            ("IPv6 cluster", L),
+            ("IPv4 services", L),
+            ("IPv6 services", L),
+            ("max-pods", R),
+            ("max nodes", R),
+            ("pods/node", R),
+        ];
+        // A family the cluster does not have is a column of dashes: leave it out.
+        let keep: Vec<usize> = (0..headers.len())
+            .filter(|&i| rows.iter().any(|r| r[i] != "-"))
+            .collect();
+        let headers: Vec<(&str, Align)> = keep.iter().map(|&i| headers[i]).collect();
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
+            .collect();
+        table(out, &headers, &rows);
     }
     if !sw.failures.is_empty() {
         out.push_str("  why the others fail:\n");
@@ -839,9 +871,11 @@ struct Series {
 pub fn render_svg(report: &PlanReport) -> String {
     match &report.growth {
         Some(g) => {
+            // A node's podCIDR headroom does not change over time; it is in the table.
             let series = g
                 .headroom
                 .iter()
+                .filter(|h| !h.pool.starts_with("podCidr/"))
                 .map(|h| Series {
                     name: h.pool.clone(),
                     points: h

@@ -55,11 +55,14 @@ pub struct SingleReport {
 }
 
 /// The report for `cfg`, the scenario's own configuration.
+/// `pods_per_node_given`: whether the target's pods per node was given (rather than taken from
+/// max-pods).
 pub fn report(
     scenario: &Scenario,
     cfg: &PlanConfig,
     target: Target,
     target_given: bool,
+    pods_per_node_given: bool,
     node_networks: &[(IpNet, String)],
 ) -> SingleReport {
     let mut families = capacity::family_figures(cfg, target.pods_per_node);
@@ -71,7 +74,7 @@ pub fn report(
         }
     }
     let limits = capacity::limits(cfg, &families, &target);
-    let binding = capacity::binding(&limits).map(|l| l.key.clone());
+    let binding = capacity::binding(&limits, pods_per_node_given).map(|l| l.key.clone());
     let meets_target = cfg.starts() && limits.iter().all(|l| l.meets || !l.hard);
     SingleReport {
         kubernetes_version: cfg.version,

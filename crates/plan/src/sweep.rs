@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::capacity::{self, Target};
 use crate::config::{Bases, Choices, PlanConfig, Severity, edit_cluster, reprefix};
+use crate::render::count;
 use crate::spec::SweepSpec;
 
 /// The most configurations one sweep may ask for.
@@ -348,7 +349,11 @@ pub fn evaluate(
                 Some(l.key.clone()),
                 Some(format!(
                     "{}: {} {} < {} {}",
-                    l.description, l.capacity, l.unit, l.demand, l.unit
+                    l.description,
+                    count(l.capacity),
+                    l.unit,
+                    count(l.demand),
+                    l.unit
                 )),
             ),
             None => (None, None),

@@ -149,6 +149,8 @@ pub fn across_versions(cluster: &ClusterConfig, seed: u64, own: KubeVersion) -> 
             }
         }
     }
+    // Errors before warnings; within each, in the order releases first show them.
+    outcome_order.sort_by_key(|(_, severity, _)| *severity);
     let outcomes = outcome_order
         .into_iter()
         .map(|key| {
