@@ -154,13 +154,14 @@ fn pools(cfg: &PlanConfig, pods_per_node: u32) -> Vec<Pool> {
                 key: format!("calicoBlocks/{fam}"),
                 description: format!(
                     "{fam} Calico blocks ({} /{} blocks)",
-                    c.blocks, c.block_size
+                    count(c.blocks),
+                    c.block_size
                 ),
                 kind: PoolKind::CalicoBlocks(fam),
             });
             out.push(Pool {
                 key: format!("calicoAddresses/{fam}"),
-                description: format!("{fam} Calico pool addresses ({})", c.addresses),
+                description: format!("{fam} Calico pool addresses ({})", count(c.addresses)),
                 kind: PoolKind::CalicoAddresses(fam),
             });
         }

@@ -327,12 +327,17 @@ pub fn render_table(report: &PlanReport) -> String {
             .unwrap_or_default()
     );
     let max_nodes = match &s.max_nodes {
-        Some(b) => format!("{} nodes ({})", count(b.value), b.limited_by),
-        None => "no node limit".to_string(),
+        Some(b) => format!(
+            "{} nodes of {} pods ({})",
+            count(b.value),
+            s.target.pods_per_node,
+            b.limited_by
+        ),
+        None => "no limit on nodes".to_string(),
     };
     let _ = writeln!(
         out,
-        "  holds: {max_nodes}, {} pods per node ({})",
+        "  holds: {max_nodes}; up to {} pods on a node ({})",
         count(s.pods_per_node.value),
         s.pods_per_node.limited_by
     );

@@ -714,7 +714,14 @@ fn growth_exhaustion_days() {
         )
     };
     /// (what, cluster, growth, pool, runs exhausted of 5, p50)
-    type Case = (&'static str, String, &'static str, &'static str, usize, Option<u32>);
+    type Case = (
+        &'static str,
+        String,
+        &'static str,
+        &'static str,
+        usize,
+        Option<u32>,
+    );
     let cases: Vec<Case> = vec![
         (
             "4 blocks, 5 nodes",
