@@ -22,6 +22,40 @@ pub enum Output {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    #[value(name = "IPv4", alias = "ipv4", alias = "4")]
+    IPv4,
+    #[value(name = "IPv6", alias = "ipv6", alias = "6")]
+    IPv6,
+}
+
+impl FamilyArg {
+    pub fn family(self) -> knetsim_ipam::Family {
+        match self {
+            FamilyArg::IPv4 => knetsim_ipam::Family::IPv4,
+            FamilyArg::IPv6 => knetsim_ipam::Family::IPv6,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    /// `iptables-save` / `ip6tables-save` text (in nftables mode: only the egress rules other
+    /// agents keep in iptables).
+    IptablesSave,
+    /// `nft list ruleset` text of kube-proxy's tables.
+    Nft,
+    /// Rule and chain counts per node and family.
+    Counts,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario and print the resulting cluster state.
@@ -43,6 +77,57 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Follow a packet hop by hop: routes, kube-proxy chains, NAT, masquerade, the reply.
+    Trace {
+        /// The scenario file.
+        file: PathBuf,
+        /// Where the packet starts: `ns/pod` (or `pod:ns/name`), `node:NAME`, `external`, or
+        /// an address outside the cluster.
+        #[arg(long)]
+        from: String,
+        /// Where it goes: an IP, `svc:ns/name:port` (port number or name), `ns/pod`, or
+        /// `node:NAME`.
+        #[arg(long)]
+        to: String,
+        /// The address family, when the endpoints have both.
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+        /// `tcp`, `udp` or `sctp`.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Destination port (defaults to the Service port, or 80).
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+    },
+    /// Print the rules kube-proxy (and egress masquerade agents) write on a node.
+    Rules {
+        file: PathBuf,
+        /// The node (default: the first in name order).
+        #[arg(long)]
+        node: Option<String>,
+        /// Only this family (iptables-save format).
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+        #[arg(long, value_enum, default_value_t = RulesFormat::IptablesSave)]
+        format: RulesFormat,
+        /// Write every node's rule files (`NODE.v4.rules`, `NODE.v6.rules`, `NODE.nft`,
+        /// `NODE.ipsets`) into this directory instead of printing, for loading into a kernel.
+        #[arg(long)]
+        write_dir: Option<PathBuf>,
+    },
+    /// Print a node's routing tables as `ip route show` would.
+    Routes {
+        file: PathBuf,
+        /// The node (default: the first in name order).
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+    },
+    /// Print the fabric (nodes, pods, bridges, underlay, internet, load balancers) as DOT.
+    Graph { file: PathBuf },
     /// Run scenarios' `expect:` blocks: one pass/fail line per scenario, then a total.
     Test {
         /// Scenario files or directories (searched recursively for *.yaml, skipping

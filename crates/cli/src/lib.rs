@@ -11,7 +11,7 @@
 //! follow the contract: 0 success, 1 an expectation failed, 2 invalid scenario or command line.
 
 pub mod cli;
-mod cmd;
+pub mod cmd;
 pub mod render;
 
 use std::ffi::OsString;

@@ -2,8 +2,16 @@
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered; a state document has millions of lines.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut err = std::io::stderr().lock();
     let code = knetsim::main_with(args, &mut out, &mut err);
+    if let Err(e) = std::io::Write::flush(&mut out) {
+        // A closed pipe (`knetsim run x | head`) is not an error worth a message.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: {e}");
+            std::process::exit(knetsim::EXIT_INVALID);
+        }
+    }
     std::process::exit(code);
 }

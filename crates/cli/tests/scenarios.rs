@@ -84,3 +84,17 @@ fn unknown_subcommand_and_missing_file_exit_2() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("does-not-exist.yaml"), "{}", out.stderr);
 }
+
+#[test]
+fn parallel_state_writer_matches_the_serde_path() {
+    for file in scenario_files("scenarios").into_iter().filter(|f| !is_large(f)) {
+        let path = crate::harness::root().join(&file);
+        let loaded = knetsim_model::load_scenario(&path, &knetsim_model::source::FsLoader);
+        let scenario = loaded.value.expect("scenario loads");
+        let state = knetsim_control::simulate(&scenario);
+        let mut parallel = Vec::new();
+        knetsim::cmd::run::write_state_yaml(&mut parallel, &state).expect("write");
+        let sequential = knetsim::render::yaml::to_string(&state).expect("yaml");
+        assert_eq!(String::from_utf8(parallel).unwrap(), sequential, "{file}");
+    }
+}

@@ -33,12 +33,16 @@ struct PodIndex<'a> {
 }
 
 impl<'a> PodIndex<'a> {
-    fn new(pods: &'a BTreeMap<NamespacedName, Pod>) -> Self {
+    /// Indexes the labels whose keys appear in `selector_keys` (the only ones any Service
+    /// selects on).
+    fn new(pods: &'a BTreeMap<NamespacedName, Pod>, selector_keys: &std::collections::BTreeSet<&str>) -> Self {
         let mut by_label: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
         // BTreeMap order makes every list sorted by (namespace, name).
         for (key, pod) in pods {
             for (k, v) in &pod.metadata.labels {
-                by_label.entry((key.namespace.as_str(), k.as_str(), v.as_str())).or_default().push(pod);
+                if selector_keys.contains(k.as_str()) {
+                    by_label.entry((key.namespace.as_str(), k.as_str(), v.as_str())).or_default().push(pod);
+                }
             }
         }
         PodIndex { by_label }
@@ -70,7 +74,13 @@ pub fn reconcile(
     rng: &mut NamedRng,
     api_version: &'static str,
 ) {
-    let index = PodIndex::new(&state.pods);
+    let selector_keys: std::collections::BTreeSet<&str> = state
+        .services
+        .values()
+        .filter_map(|s| s.spec.selector.as_ref())
+        .flat_map(|sel| sel.keys().map(String::as_str))
+        .collect();
+    let index = PodIndex::new(&state.pods, &selector_keys);
     let mut slices = BTreeMap::new();
     for (key, svc) in &state.services {
         let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else { continue };
@@ -79,8 +89,7 @@ pub fn reconcile(
         }
         let pods = index.select(&key.namespace, selector);
         for &family in &svc.spec.ip_families {
-            let endpoints = endpoints_for(svc, &pods, family);
-            for (i, chunk) in chunked(endpoints).into_iter().enumerate() {
+            for (i, chunk) in slices_for(svc, &pods, family).into_iter().enumerate() {
                 let name = names
                     .names
                     .entry((key.clone(), family, i))
@@ -94,73 +103,81 @@ pub fn reconcile(
     state.endpoint_slices = slices;
 }
 
-/// One endpoint per running pod with an address of `family`, with the ports it resolves to.
-fn endpoints_for(svc: &Service, pods: &[&Pod], family: Family) -> Vec<(Endpoint, Vec<EndpointPort>)> {
-    let mut out = Vec::new();
+/// The endpoints of one Service and family, grouped by the ports they resolve to (pods can
+/// resolve a named `targetPort` differently), each group cut into slices of at most
+/// [`MAX_ENDPOINTS_PER_SLICE`]. A Service without endpoints gets one empty placeholder.
+fn slices_for(svc: &Service, pods: &[&Pod], family: Family) -> Vec<(Vec<Endpoint>, Vec<EndpointPort>)> {
+    // With numeric target ports (the common case) every pod resolves the same ports: resolve
+    // once, and group without per-pod work.
+    let numeric = svc.spec.ports.iter().all(|p| matches!(p.target_port, TargetPort::Number(_)));
+    let mut groups: Vec<(Vec<Option<u16>>, Vec<Endpoint>)> = Vec::new();
     for pod in pods {
         if !pod.is_running() {
             continue;
         }
         let Some(ip) = pod.ip_of(family) else { continue };
-        let ports = svc
-            .spec
-            .ports
-            .iter()
-            .filter_map(|p| {
-                let port = match &p.target_port {
-                    TargetPort::Number(n) => Some(*n),
-                    TargetPort::Name(name) => pod
-                        .spec
-                        .containers
-                        .iter()
-                        .flat_map(|c| &c.ports)
-                        .find(|cp| cp.name.as_deref() == Some(name.as_str()) && cp.protocol == p.protocol)
-                        .map(|cp| cp.container_port),
-                }?;
-                Some(EndpointPort { name: p.name.clone(), port, protocol: p.protocol.clone() })
-            })
-            .collect();
+        let key: Vec<Option<u16>> = if numeric { Vec::new() } else { resolve_ports(svc, pod) };
         let endpoint = Endpoint {
             addresses: vec![ip],
             conditions: EndpointConditions { ready: true, serving: true, terminating: false },
             node_name: pod.spec.node_name.clone(),
             target_ref: Some(TargetRef {
-                kind: "Pod".into(),
+                kind: "Pod",
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone(),
             }),
         };
-        out.push((endpoint, ports));
-    }
-    out
-}
-
-/// Groups endpoints by their resolved port list (pods can resolve a named port differently),
-/// then cuts each group into slices of at most [`MAX_ENDPOINTS_PER_SLICE`]. A Service without
-/// endpoints gets one empty placeholder.
-fn chunked(endpoints: Vec<(Endpoint, Vec<EndpointPort>)>) -> Vec<(Vec<Endpoint>, Vec<EndpointPort>)> {
-    let mut groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)> = Vec::new();
-    for (e, ports) in endpoints {
-        let key = ports_key(&ports);
-        match groups.iter_mut().find(|(p, _)| ports_key(p) == key) {
-            Some((_, list)) => list.push(e),
-            None => groups.push((ports, vec![e])),
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(endpoint),
+            None => groups.push((key, vec![endpoint])),
         }
     }
     if groups.is_empty() {
         return vec![(Vec::new(), Vec::new())];
     }
     let mut out = Vec::new();
-    for (ports, list) in groups {
-        for chunk in list.chunks(MAX_ENDPOINTS_PER_SLICE) {
-            out.push((chunk.to_vec(), ports.clone()));
+    for (key, list) in groups {
+        let ports: Vec<EndpointPort> = svc
+            .spec
+            .ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let port = match &p.target_port {
+                    TargetPort::Number(n) => Some(*n),
+                    TargetPort::Name(_) => key.get(i).copied().flatten(),
+                }?;
+                Some(EndpointPort { name: p.name.clone(), port, protocol: p.protocol.clone() })
+            })
+            .collect();
+        let mut list = list;
+        while list.len() > MAX_ENDPOINTS_PER_SLICE {
+            let rest = list.split_off(MAX_ENDPOINTS_PER_SLICE);
+            out.push((list, ports.clone()));
+            list = rest;
         }
+        out.push((list, ports));
     }
     out
 }
 
-fn ports_key(ports: &[EndpointPort]) -> Vec<(Option<&str>, u16, &str)> {
-    ports.iter().map(|p| (p.name.as_deref(), p.port, p.protocol.as_str())).collect()
+/// The container port each Service port's `targetPort` names on this pod (`None` when the
+/// pod has no such port, and the port is left out of its slice).
+fn resolve_ports(svc: &Service, pod: &Pod) -> Vec<Option<u16>> {
+    svc.spec
+        .ports
+        .iter()
+        .map(|p| match &p.target_port {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Name(name) => pod
+                .spec
+                .containers
+                .iter()
+                .flat_map(|c| &c.ports)
+                .find(|cp| cp.name.as_deref() == Some(name.as_str()) && cp.protocol == p.protocol)
+                .map(|cp| cp.container_port),
+        })
+        .collect()
 }
 
 fn make_slice(

@@ -478,6 +478,20 @@ pub struct Pod {
     pub metadata: ObjectMeta,
     pub spec: PodSpec,
     pub status: PodStatus,
+    /// The simulation's bookkeeping for this pod; not part of the document.
+    #[serde(skip)]
+    pub sim: PodBookkeeping,
+}
+
+/// What the simulation tracks per pod besides the object itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodBookkeeping {
+    /// Creation order (what `metadata.creationTimestamp` orders in a real cluster): the
+    /// scheduler and kubelets handle pods oldest first, and scale-down removes the newest.
+    pub creation_index: u64,
+    /// Bound by the scheduler or admitted by a kubelet, and so counted against its node's
+    /// `max-pods`.
+    pub admitted: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -592,7 +606,7 @@ pub struct EndpointConditions {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
-    pub kind: String,
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
 }

@@ -1,7 +1,8 @@
 //! One module per subcommand.
 
 mod check;
-mod run;
+mod dataplane;
+pub mod run;
 mod test;
 
 use std::io::Write;
@@ -17,6 +18,14 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         Command::Run { file, output, summary } => run::run(&file, output, summary, out, err),
         Command::Check { files } => check::check(&files, out, err),
         Command::Test { paths } => test::test(&paths, out, err),
+        Command::Trace { file, from, to, family, proto, port, output } => {
+            dataplane::trace(&file, from, to, family, proto, port, output, out, err)
+        }
+        Command::Rules { file, node, family, format, write_dir } => {
+            dataplane::rules(&file, node, family, format, write_dir, out, err)
+        }
+        Command::Routes { file, node, family } => dataplane::routes(&file, node, family, out, err),
+        Command::Graph { file } => dataplane::graph(&file, out, err),
     }
 }
 

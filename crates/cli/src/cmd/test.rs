@@ -49,7 +49,13 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyh
             }
         };
         let state = knetsim_control::simulate(&scenario);
-        let outcomes = knetsim_control::expect::evaluate(&state, &scenario.expect);
+        let mut outcomes = knetsim_control::expect::evaluate(&state, &scenario.expect);
+        if let Err(code) = dataplane_outcomes(file, &scenario, &state, &mut outcomes, err) {
+            writeln!(out, "INVALID {}", file.display())?;
+            failed += 1;
+            invalid = invalid || code == EXIT_INVALID;
+            continue;
+        }
         let bad: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
         if bad.is_empty() {
             writeln!(out, "PASS {} ({}, {} expectation{})", scenario.name, file.display(), outcomes.len(), if outcomes.len() == 1 { "" } else { "s" })?;
@@ -78,4 +84,52 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyh
     } else {
         EXIT_OK
     })
+}
+
+/// Evaluates `trace:` and `reachability:` expectations (the dataplane is built only when a
+/// scenario has some).
+fn dataplane_outcomes(
+    file: &Path,
+    scenario: &knetsim_model::Scenario,
+    state: &knetsim_control::ClusterState,
+    outcomes: &mut Vec<knetsim_control::expect::Outcome>,
+    err: &mut dyn Write,
+) -> Result<(), i32> {
+    use knetsim_model::scenario::Expectation;
+    let nodes: Vec<&knetsim_model::yaml::Node> = scenario
+        .expect
+        .iter()
+        .filter_map(|e| match &e.value {
+            Expectation::Dataplane(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let loaded = || knetsim_model::load_scenario(file, &knetsim_model::source::FsLoader).sources;
+    let dp = match knetsim_dataplane::build(state, scenario) {
+        Ok(dp) => dp,
+        Err(diags) => {
+            super::write_diagnostics(&loaded(), &diags, err);
+            return Err(EXIT_INVALID);
+        }
+    };
+    let mut diags = Vec::new();
+    for n in nodes {
+        match knetsim_dataplane::check_expectation(&dp, state, n) {
+            Ok(results) => outcomes.extend(results.into_iter().map(|r| knetsim_control::expect::Outcome {
+                what: r.name,
+                passed: r.passed,
+                detail: (!r.passed).then_some(r.message),
+                span: r.span,
+            })),
+            Err(d) => diags.push(d),
+        }
+    }
+    if !diags.is_empty() {
+        super::write_diagnostics(&loaded(), &diags, err);
+        return Err(EXIT_INVALID);
+    }
+    Ok(())
 }

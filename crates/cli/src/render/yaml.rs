@@ -13,9 +13,60 @@ use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    let mut ser = Ser { out: String::with_capacity(1 << 16), scratch: String::new() };
+    let mut ser = Ser { out: String::with_capacity(1 << 16), scratch: String::new(), sink: None };
     value.serialize(Emit { s: &mut ser, ctx: Ctx::Root })?;
     Ok(ser.out)
+}
+
+/// Serializes `value` to `w`, handing it the text in chunks of about a megabyte, so that a
+/// document of hundreds of megabytes never sits in memory whole.
+pub fn to_writer<T: Serialize + ?Sized>(w: &mut dyn std::io::Write, value: &T) -> Result<(), Error> {
+    let mut ser = Ser { out: String::with_capacity(FLUSH_AT + (1 << 16)), scratch: String::new(), sink: Some(w) };
+    value.serialize(Emit { s: &mut ser, ctx: Ctx::Root })?;
+    ser.flush()
+}
+
+/// Output is handed to the sink once it holds this much.
+const FLUSH_AT: usize = 1 << 20;
+
+/// Writes one entry of a root-level mapping: `key: value`, as [`to_writer`] would write it
+/// inside a document. Lets a caller write a large document's top level itself.
+pub fn write_root_entry<T: Serialize + ?Sized>(w: &mut dyn std::io::Write, key: &str, value: &T) -> Result<(), Error> {
+    let mut ser = Ser { out: String::with_capacity(1 << 12), scratch: String::new(), sink: Some(w) };
+    let mut map = MapEmit { s: &mut ser, ctx: Ctx::Root, count: 0 };
+    ser::SerializeMap::serialize_entry(&mut map, key, value)?;
+    ser.flush()
+}
+
+/// Writes `key:` and a sequence of `items` below it, rendering the items in parallel batches
+/// (rayon) and writing them in order, so the text is exactly what the sequential writer makes
+/// whatever the thread count, and at most one batch is held in memory.
+pub fn write_root_seq_par<T: Serialize + Sync>(w: &mut dyn std::io::Write, key: &str, items: &[&T]) -> Result<(), Error> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 2048;
+    const BATCH: usize = 16 * CHUNK;
+    let io = |e: std::io::Error| Error(e.to_string());
+    let mut head = String::new();
+    if needs_quotes(key) {
+        quote_into(&mut head, key);
+    } else {
+        head.push_str(key);
+    }
+    if items.is_empty() {
+        head.push_str(": []\n");
+        return w.write_all(head.as_bytes()).map_err(io);
+    }
+    head.push_str(":\n");
+    w.write_all(head.as_bytes()).map_err(io)?;
+    for batch in items.chunks(BATCH) {
+        // Inside a root mapping a sequence's items sit at indent 0, exactly as a root sequence
+        // renders them, so each chunk can be rendered on its own.
+        let texts: Vec<Result<String, Error>> = batch.par_chunks(CHUNK).map(to_string).collect();
+        for t in texts {
+            w.write_all(t?.as_bytes()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -37,12 +88,26 @@ impl ser::Error for Error {
 
 /// The output and a scratch buffer for `Display` values (addresses), reused so that writing
 /// a large document allocates little beyond the output itself.
-struct Ser {
+struct Ser<'w> {
     out: String,
     scratch: String,
+    sink: Option<&'w mut dyn std::io::Write>,
 }
 
-impl Ser {
+impl Ser<'_> {
+    fn flush(&mut self) -> Result<(), Error> {
+        if let Some(w) = self.sink.as_mut() {
+            w.write_all(self.out.as_bytes()).map_err(|e| Error(e.to_string()))?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Called between sequence items, where a document is naturally cut.
+    fn maybe_flush(&mut self) -> Result<(), Error> {
+        if self.out.len() >= FLUSH_AT { self.flush() } else { Ok(()) }
+    }
+
     fn pad(&mut self, n: usize) {
         for _ in 0..n {
             self.out.push(' ');
@@ -92,12 +157,12 @@ impl Ctx {
     }
 }
 
-struct Emit<'a> {
-    s: &'a mut Ser,
+struct Emit<'a, 'w> {
+    s: &'a mut Ser<'w>,
     ctx: Ctx,
 }
 
-impl Emit<'_> {
+impl Emit<'_, '_> {
     fn scalar_prefix(&mut self) {
         if let Ctx::MapValue { .. } = self.ctx {
             self.s.out.push(' ');
@@ -154,26 +219,42 @@ fn render_str(s: &str) -> String {
 }
 
 fn needs_quotes(s: &str) -> bool {
-    let Some(first) = s.chars().next() else { return true };
-    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else { return true };
+    // "-" alone or "- x" is a sequence; "-1" is a number; "-foo" is fine but rare: quote every
+    // leading indicator rather than reason about each.
+    if b"-?:,[]{}#&*!|>'\"%@` ".contains(&first) {
         return true;
     }
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
-        // "-" alone or "- x" is a sequence; "-1" is a number; "-foo" is fine but rare: quote
-        // them all rather than reason about each.
+    let last = bytes[bytes.len() - 1];
+    if last == b' ' || last == b':' {
         return true;
     }
-    if s.contains(": ") || s.contains(" #") || s.chars().any(|c| c.is_control()) {
+    // One pass: anything that could end a plain scalar early or make it something else.
+    let mut maybe_number = true;
+    let mut prev = 0u8;
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' | b'.' | b'_' | b'+' | b'-' | b':' => {}
+            b'e' | b'E' | b'x' | b'o' | b'b' | b'a'..=b'd' | b'f' | b'A'..=b'D' | b'F' => {}
+            _ => maybe_number = false,
+        }
+        if (prev == b':' && b == b' ') || (prev == b' ' && b == b'#') || b < 0x20 || b == 0x7f {
+            return true;
+        }
+        prev = b;
+    }
+    if bytes.len() <= 5 && is_reserved_word(s) {
         return true;
     }
-    let lower = s.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "null" | "~" | ".inf" | "-.inf" | ".nan"
-    ) {
-        return true;
-    }
-    looks_numeric(s)
+    maybe_number && looks_numeric(s)
+}
+
+/// Words YAML 1.1 or 1.2 readers take for booleans, null or special floats.
+fn is_reserved_word(s: &str) -> bool {
+    ["true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", ".inf", "-.inf", ".nan"]
+        .iter()
+        .any(|w| s.eq_ignore_ascii_case(w))
 }
 
 /// True for anything a YAML 1.1 or 1.2 reader would take for a number: integers (with `_`
@@ -226,16 +307,16 @@ macro_rules! scalar_display {
     )*};
 }
 
-impl<'a> ser::Serializer for Emit<'a> {
+impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
     type Ok = ();
     type Error = Error;
-    type SerializeSeq = SeqEmit<'a>;
-    type SerializeTuple = SeqEmit<'a>;
-    type SerializeTupleStruct = SeqEmit<'a>;
-    type SerializeTupleVariant = SeqEmit<'a>;
-    type SerializeMap = MapEmit<'a>;
-    type SerializeStruct = MapEmit<'a>;
-    type SerializeStructVariant = MapEmit<'a>;
+    type SerializeSeq = SeqEmit<'a, 'w>;
+    type SerializeTuple = SeqEmit<'a, 'w>;
+    type SerializeTupleStruct = SeqEmit<'a, 'w>;
+    type SerializeTupleVariant = SeqEmit<'a, 'w>;
+    type SerializeMap = MapEmit<'a, 'w>;
+    type SerializeStruct = MapEmit<'a, 'w>;
+    type SerializeStructVariant = MapEmit<'a, 'w>;
 
     scalar_display!(
         serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
@@ -301,13 +382,13 @@ impl<'a> ser::Serializer for Emit<'a> {
         m.serialize_entry(variant, v)?;
         m.end()
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<SeqEmit<'a>, Error> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<SeqEmit<'a, 'w>, Error> {
         Ok(SeqEmit { s: self.s, ctx: self.ctx, count: 0 })
     }
-    fn serialize_tuple(self, len: usize) -> Result<SeqEmit<'a>, Error> {
+    fn serialize_tuple(self, len: usize) -> Result<SeqEmit<'a, 'w>, Error> {
         self.serialize_seq(Some(len))
     }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqEmit<'a>, Error> {
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqEmit<'a, 'w>, Error> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(
@@ -316,15 +397,15 @@ impl<'a> ser::Serializer for Emit<'a> {
         _: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<SeqEmit<'a>, Error> {
+    ) -> Result<SeqEmit<'a, 'w>, Error> {
         // `{variant: [items]}`: open the one-entry mapping, then the sequence as its value.
         let indent = open_entry(self.s, self.ctx, 0, variant);
         Ok(SeqEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<MapEmit<'a>, Error> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<MapEmit<'a, 'w>, Error> {
         Ok(MapEmit { s: self.s, ctx: self.ctx, count: 0 })
     }
-    fn serialize_struct(self, _: &'static str, len: usize) -> Result<MapEmit<'a>, Error> {
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<MapEmit<'a, 'w>, Error> {
         self.serialize_map(Some(len))
     }
     fn serialize_struct_variant(
@@ -333,7 +414,7 @@ impl<'a> ser::Serializer for Emit<'a> {
         _: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<MapEmit<'a>, Error> {
+    ) -> Result<MapEmit<'a, 'w>, Error> {
         let indent = open_entry(self.s, self.ctx, 0, variant);
         Ok(MapEmit { s: self.s, ctx: Ctx::MapValue { indent }, count: 0 })
     }
@@ -354,7 +435,7 @@ impl<'a> ser::Serializer for Emit<'a> {
 
 /// Writes the start of the `count`-th entry of a mapping written in `ctx`, up to and
 /// including `key:`, and returns the indentation of the mapping's entries.
-fn open_entry(s: &mut Ser, ctx: Ctx, count: usize, key: &str) -> usize {
+fn open_entry(s: &mut Ser<'_>, ctx: Ctx, count: usize, key: &str) -> usize {
     let indent = ctx.map_indent();
     if count == 0 {
         if let Ctx::MapValue { .. } = ctx {
@@ -369,14 +450,15 @@ fn open_entry(s: &mut Ser, ctx: Ctx, count: usize, key: &str) -> usize {
     indent
 }
 
-pub struct SeqEmit<'a> {
-    s: &'a mut Ser,
+pub struct SeqEmit<'a, 'w> {
+    s: &'a mut Ser<'w>,
     ctx: Ctx,
     count: usize,
 }
 
-impl SeqEmit<'_> {
+impl SeqEmit<'_, '_> {
     fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
+        self.s.maybe_flush()?;
         let indent = self.ctx.seq_indent();
         if self.count == 0 {
             if let Ctx::MapValue { .. } = self.ctx {
@@ -402,7 +484,7 @@ impl SeqEmit<'_> {
     }
 }
 
-impl ser::SerializeSeq for SeqEmit<'_> {
+impl ser::SerializeSeq for SeqEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
@@ -413,7 +495,7 @@ impl ser::SerializeSeq for SeqEmit<'_> {
     }
 }
 
-impl ser::SerializeTuple for SeqEmit<'_> {
+impl ser::SerializeTuple for SeqEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
@@ -424,7 +506,7 @@ impl ser::SerializeTuple for SeqEmit<'_> {
     }
 }
 
-impl ser::SerializeTupleStruct for SeqEmit<'_> {
+impl ser::SerializeTupleStruct for SeqEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
@@ -435,7 +517,7 @@ impl ser::SerializeTupleStruct for SeqEmit<'_> {
     }
 }
 
-impl ser::SerializeTupleVariant for SeqEmit<'_> {
+impl ser::SerializeTupleVariant for SeqEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Error> {
@@ -446,15 +528,28 @@ impl ser::SerializeTupleVariant for SeqEmit<'_> {
     }
 }
 
-pub struct MapEmit<'a> {
-    s: &'a mut Ser,
+pub struct MapEmit<'a, 'w> {
+    s: &'a mut Ser<'w>,
     ctx: Ctx,
     count: usize,
 }
 
-impl MapEmit<'_> {
-    fn entry<V: Serialize + ?Sized>(&mut self, key: &str, v: &V) -> Result<(), Error> {
-        let indent = open_entry(self.s, self.ctx, self.count, key);
+impl MapEmit<'_, '_> {
+    /// A struct field: its name is a Rust identifier (camelCased), which YAML always reads
+    /// as a plain string, so it skips the quoting check.
+    fn entry<V: Serialize + ?Sized>(&mut self, key: &'static str, v: &V) -> Result<(), Error> {
+        let indent = self.ctx.map_indent();
+        if self.count == 0 {
+            if let Ctx::MapValue { .. } = self.ctx {
+                self.s.out.push('\n');
+                self.s.pad(indent);
+            }
+        } else {
+            self.s.pad(indent);
+        }
+        debug_assert!(!needs_quotes(key), "{key}");
+        self.s.out.push_str(key);
+        self.s.out.push(':');
         self.count += 1;
         v.serialize(Emit { s: self.s, ctx: Ctx::MapValue { indent } })
     }
@@ -472,7 +567,7 @@ impl MapEmit<'_> {
 
 /// Map keys must be scalars: they are rendered to text first.
 fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
-    let mut tmp = Ser { out: String::new(), scratch: String::new() };
+    let mut tmp = Ser { out: String::new(), scratch: String::new(), sink: None };
     k.serialize(Emit { s: &mut tmp, ctx: Ctx::Root })?;
     let text = tmp.out.trim_end_matches('\n');
     if text.contains('\n') {
@@ -481,7 +576,7 @@ fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
     Ok(text.to_owned())
 }
 
-impl ser::SerializeMap for MapEmit<'_> {
+impl ser::SerializeMap for MapEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, _k: &T) -> Result<(), Error> {
@@ -512,7 +607,7 @@ impl ser::SerializeMap for MapEmit<'_> {
     }
 }
 
-impl ser::SerializeStruct for MapEmit<'_> {
+impl ser::SerializeStruct for MapEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {
@@ -523,7 +618,7 @@ impl ser::SerializeStruct for MapEmit<'_> {
     }
 }
 
-impl ser::SerializeStructVariant for MapEmit<'_> {
+impl ser::SerializeStructVariant for MapEmit<'_, '_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), Error> {

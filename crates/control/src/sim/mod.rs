@@ -77,11 +77,8 @@ pub(crate) struct Sim<'a> {
     slice_names: SliceNames,
     slice_rng: NamedRng,
     pub(crate) name_rng: NamedRng,
-    /// Creation sequence of each pod (the ReplicaSet controller deletes the newest first).
-    pub(crate) pod_seq: BTreeMap<NamespacedName, u64>,
+    /// The creation index the next pod gets.
     pub(crate) next_pod_seq: u64,
-    /// Pods the scheduler has bound (or a kubelet has admitted), counted in `NodeInfo::pods`.
-    pub(crate) admitted: BTreeSet<NamespacedName>,
 }
 
 #[derive(Clone, Debug)]
@@ -125,9 +122,7 @@ impl<'a> Sim<'a> {
             slice_names: SliceNames::default(),
             slice_rng: rng::named(seed, "kube-controller-manager/endpointslice-names"),
             name_rng: rng::named(seed, "kube-controller-manager/generated-names"),
-            pod_seq: BTreeMap::new(),
             next_pod_seq: 0,
-            admitted: BTreeSet::new(),
         }
     }
 
@@ -191,14 +186,10 @@ impl<'a> Sim<'a> {
                         let k = registry.create_kubernetes_service();
                         self.state.services.insert(NamespacedName::new("default", "kubernetes"), k);
                     } else {
-                        for msg in registry.restore(&existing) {
-                            self.event(
-                                "Warning",
-                                "ClusterIPOutOfRange",
-                                InvolvedObject { kind: "Service".into(), namespace: None, name: String::new() },
-                                "ipallocator-repair-controller",
-                                msg,
-                            );
+                        for f in registry.restore_detailed(&existing) {
+                            let involved =
+                                InvolvedObject { kind: "Service".into(), namespace: Some(f.namespace), name: f.name };
+                            self.event("Warning", f.reason, involved, "ipallocator-repair-controller", f.event);
                         }
                     }
                     self.services = Some(registry);
@@ -407,8 +398,14 @@ impl<'a> Sim<'a> {
                 }
                 Err(_log) => {
                     // range_allocator.go records the node status change as an event
-                    // (nodeutil.RecordNodeStatusChange) and logs the allocation error.
+                    // (nodeutil.RecordNodeStatusChange) and logs the allocation error. The
+                    // node is retried on every pass; the API server aggregates repeats of an
+                    // event into one (with a count), so it is recorded once per node.
                     let involved = InvolvedObject { kind: "Node".into(), namespace: None, name: name.clone() };
+                    let repeated = self.state.events.iter().any(|e| e.reason == "CIDRNotAvailable" && e.involved_object == involved);
+                    if repeated {
+                        continue;
+                    }
                     self.event(
                         "Normal",
                         "CIDRNotAvailable",
@@ -526,6 +523,11 @@ impl<'a> Sim<'a> {
             return;
         }
         let key = NamespacedName::new(ns.clone(), svc.meta.name.value.clone());
+        if let Some((reason, message)) = kubectl_schema_check(self.version, svc) {
+            let involved = InvolvedObject { kind: "Service".into(), namespace: Some(ns), name: key.name };
+            self.event("Warning", reason, involved, "kubectl", message);
+            return;
+        }
         let Some(api) = self.services.as_mut() else { return };
         let result = match self.state.services.get(&key) {
             Some(live) => {
@@ -565,16 +567,15 @@ impl<'a> Sim<'a> {
         self.insert_pod(key, new);
     }
 
-    pub(crate) fn insert_pod(&mut self, key: NamespacedName, pod: Pod) {
-        self.pod_seq.insert(key.clone(), self.next_pod_seq);
+    pub(crate) fn insert_pod(&mut self, key: NamespacedName, mut pod: Pod) {
+        pod.sim.creation_index = self.next_pod_seq;
         self.next_pod_seq += 1;
         self.state.pods.insert(key, pod);
     }
 
     pub(crate) fn delete_pod(&mut self, key: &NamespacedName) {
         if let Some(pod) = self.state.pods.remove(key) {
-            self.pod_seq.remove(key);
-            if self.admitted.remove(key) {
+            if pod.sim.admitted {
                 if let Some(info) = pod.spec.node_name.as_ref().and_then(|n| self.nodes.get_mut(n)) {
                     info.pods = info.pods.saturating_sub(1);
                 }
@@ -711,6 +712,9 @@ impl<'a> Sim<'a> {
 
     /// Controllers, scheduler, kubelets and the EndpointSlice controller settle.
     fn reconcile(&mut self) {
+        // The node IPAM retries nodes still waiting for podCIDRs (it requeues them), so blocks
+        // freed by a step go to the longest-waiting node first.
+        self.allocate_pod_cidrs();
         if self.kcm_up() {
             workloads::reconcile(self);
         }
@@ -796,6 +800,37 @@ fn involved_of(obj: &Object) -> InvolvedObject {
         Object::Other { name, .. } => (None, name.clone()),
     };
     InvolvedObject { kind: obj.kind().to_owned(), namespace, name }
+}
+
+/// kubectl's schema validation of the Service fields that exist only in some releases: the
+/// alpha `spec.ipFamily` (1.16–1.19) and its replacements `ipFamilies`, `ipFamilyPolicy` and
+/// `clusterIPs` (1.20 on). Up to 1.24 kubectl validates on the client against the OpenAPI
+/// schema; from 1.25 it asks the API server for strict field validation.
+fn kubectl_schema_check(version: KubeVersion, svc: &objects::Service) -> Option<(&'static str, String)> {
+    let field = if version.at_least(20) {
+        svc.legacy_ip_family.as_ref().map(|_| "ipFamily")
+    } else if svc.spec.ip_families.is_some() {
+        Some("ipFamilies")
+    } else if svc.spec.ip_family_policy.is_some() {
+        Some("ipFamilyPolicy")
+    } else if svc.spec.cluster_ips.is_some() {
+        Some("clusterIPs")
+    } else {
+        None
+    }?;
+    Some(if version.at_least(25) {
+        (
+            "BadRequest",
+            format!("Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.{field}\""),
+        )
+    } else {
+        (
+            "ValidationError",
+            format!(
+                "error validating data: ValidationError(Service.spec): unknown field \"{field}\" in io.k8s.api.core.v1.ServiceSpec; if you choose to ignore these errors, turn validation off with --validate=false"
+            ),
+        )
+    })
 }
 
 /// The resource name the API server uses in NotFound/AlreadyExists messages.

@@ -12,7 +12,7 @@ use knetsim_model::scenario::{CalicoConfig, CniConfig};
 use rand::RngExt;
 
 use super::Sim;
-use crate::state::{BlockAffinity, CalicoPool, CalicoState, ClusterState, InvolvedObject, Node, NamespacedName, PodIp};
+use crate::state::{BlockAffinity, CalicoPool, CalicoState, ClusterState, Condition, Event, InvolvedObject, Node, PodIp};
 
 pub(crate) enum PodNetwork {
     /// Not set up yet.
@@ -224,30 +224,30 @@ fn order_ips(mut ips: Vec<IpAddr>, node: &Node, kubenet: bool) -> Vec<IpAddr> {
 /// The kubelets start the pods bound to their nodes: hostNetwork pods take the node's
 /// addresses, the others get one address per family from the CNI plugin's IPAM.
 pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
-    let mut todo: Vec<(u64, NamespacedName)> = sim
+    let step = sim.step;
+    let pod_host_ips = sim.version.at_least(29);
+    // Looked up once per pod: a hash index beats 13 string compares in the name-ordered map.
+    let nodes: std::collections::HashMap<&str, &Node> =
+        sim.state.nodes.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let network = &mut sim.network;
+    let mut todo: Vec<&mut crate::state::Pod> = sim
         .state
         .pods
-        .iter()
-        .filter(|(k, p)| sim.admitted.contains(*k) && p.status.pod_ips.is_empty() && p.status.phase == "Pending")
-        .map(|(k, _)| (sim.pod_seq[k], k.clone()))
+        .values_mut()
+        .filter(|p| p.sim.admitted && p.status.pod_ips.is_empty() && p.status.phase == "Pending")
         .collect();
-    todo.sort();
-    let pod_host_ips = sim.version.at_least(29);
-    for (_, key) in todo {
-        let node_name = sim.state.pods[&key].spec.node_name.clone().expect("admitted pods are bound");
-        let node = &sim.state.nodes[&node_name];
-        if !node.is_ready() && !sim.state.pods[&key].spec.host_network {
+    todo.sort_by_key(|p| p.sim.creation_index);
+    let mut events = Vec::new();
+    for pod in todo {
+        let node_name = pod.spec.node_name.as_deref().expect("admitted pods are bound");
+        let Some(node) = nodes.get(node_name) else { continue };
+        if !node.is_ready() && !pod.spec.host_network {
             continue;
         }
         let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
-        let ips = if sim.state.pods[&key].spec.host_network {
-            Ok(host_ips.clone())
-        } else {
-            allocate(&mut sim.network, &node_name, node)
-        };
+        let ips = if pod.spec.host_network { Ok(host_ips.clone()) } else { allocate(network, node_name, node) };
         match ips {
             Ok(ips) => {
-                let pod = sim.state.pods.get_mut(&key).expect("pod exists");
                 pod.status.phase = "Running".into();
                 pod.status.conditions.clear();
                 pod.status.host_ip = host_ips.first().copied();
@@ -258,17 +258,33 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                 pod.status.pod_ips = ips.into_iter().map(|ip| PodIp { ip }).collect();
             }
             Err(msg) => {
-                let already = sim.state.events.iter().rev().take(64).any(|e| {
-                    e.reason == "FailedCreatePodSandBox" && e.involved_object.name == key.name && e.message == msg
-                });
+                // The kubelet retries the sandbox and reports each failure; repeats of the same
+                // event are folded into one, so report a message once per pod.
+                let already = pod.status.conditions.iter().any(|c| c.message.as_deref() == Some(msg.as_str()));
                 if !already {
-                    let involved =
-                        InvolvedObject { kind: "Pod".into(), namespace: Some(key.namespace.clone()), name: key.name.clone() };
-                    sim.event("Warning", "FailedCreatePodSandBox", involved, "kubelet", msg);
+                    events.push(Event {
+                        step,
+                        type_: "Warning",
+                        reason: "FailedCreatePodSandBox".into(),
+                        involved_object: InvolvedObject {
+                            kind: "Pod".into(),
+                            namespace: pod.metadata.namespace.clone(),
+                            name: pod.metadata.name.clone(),
+                        },
+                        source: "kubelet".into(),
+                        message: msg.clone(),
+                    });
                 }
+                pod.status.conditions = vec![Condition {
+                    type_: "ContainersReady".into(),
+                    status: "False".into(),
+                    reason: Some("ContainerCreating".into()),
+                    message: Some(msg),
+                }];
             }
         }
     }
+    sim.state.events.extend(events);
 }
 
 fn allocate(net: &mut PodNetwork, node_name: &str, node: &Node) -> Result<Vec<IpAddr>, String> {

@@ -6,116 +6,153 @@
 //! made deterministic. A pod created with `nodeName` (DaemonSet pods, pinned pods) skips the
 //! scheduler and meets the kubelet's admission check instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::Sim;
-use crate::state::{Condition, InvolvedObject, NamespacedName};
+use super::{NodeInfo, Sim};
+use crate::state::{Condition, Event, InvolvedObject, Node, Pod};
 
 pub(crate) fn schedule(sim: &mut Sim<'_>) {
-    let mut pending: Vec<(u64, NamespacedName)> = sim
-        .state
-        .pods
-        .keys()
-        .filter(|k| !sim.admitted.contains(*k) && sim.state.pods[*k].status.phase != "Failed")
-        .map(|k| (sim.pod_seq[k], k.clone()))
-        .collect();
+    let step = sim.step;
+    let node_objs = &sim.state.nodes;
+    let infos = &mut sim.nodes;
+    let mut pending: Vec<&mut Pod> =
+        sim.state.pods.values_mut().filter(|p| !p.sim.admitted && p.status.phase != "Failed").collect();
     if pending.is_empty() {
         return;
     }
-    pending.sort();
+    pending.sort_by_key(|p| p.sim.creation_index);
 
-    // Schedulable nodes ordered by (pods, registration index).
-    let mut free: BTreeSet<(u32, usize, String)> = sim
-        .nodes
+    // Schedulable nodes ordered by (pods, registration index); names by index.
+    let mut names: Vec<String> = vec![String::new(); infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
+    for (name, info) in infos.iter() {
+        names[info.index] = name.clone();
+    }
+    let mut free: BTreeSet<(u32, usize)> = infos
         .iter()
-        .filter(|(name, info)| sim.state.nodes[*name].is_ready() && info.pods < info.max_pods)
-        .map(|(name, info)| (info.pods, info.index, name.clone()))
+        .filter(|(name, info)| node_objs[*name].is_ready() && info.pods < info.max_pods)
+        .map(|(_, info)| (info.pods, info.index))
         .collect();
 
-    for (_, key) in pending {
-        let pod = &sim.state.pods[&key];
+    let mut events = Vec::new();
+    // The FitError text depends only on the selector and the nodes' state, which changes
+    // only when a pod binds: remember it per selector until then.
+    let mut fit_errors: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
+    for pod in pending {
+        let involved = || InvolvedObject {
+            kind: "Pod".into(),
+            namespace: pod.metadata.namespace.clone(),
+            name: pod.metadata.name.clone(),
+        };
         if let Some(node) = pod.spec.node_name.clone() {
-            admit_pinned(sim, &key, &node, &mut free);
+            if let Some(ev) = admit_pinned(pod, &node, node_objs, infos, &mut free) {
+                events.push(Event {
+                    step,
+                    type_: "Warning",
+                    reason: "OutOfpods".into(),
+                    involved_object: InvolvedObject {
+                        kind: "Pod".into(),
+                        namespace: pod.metadata.namespace.clone(),
+                        name: pod.metadata.name.clone(),
+                    },
+                    source: "kubelet".into(),
+                    message: ev,
+                });
+            }
             continue;
         }
-        let selector = pod.spec.node_selector.clone();
-        let choice = free
-            .iter()
-            .find(|(_, _, n)| selector.iter().all(|(k, v)| sim.state.nodes[n].metadata.labels.get(k) == Some(v)))
-            .cloned();
+        let selector = &pod.spec.node_selector;
+        let choice = if selector.is_empty() {
+            free.first().copied()
+        } else {
+            free.iter()
+                .find(|(_, idx)| {
+                    let labels = &node_objs[&names[*idx]].metadata.labels;
+                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
+                .copied()
+        };
         match choice {
-            Some(entry) => {
-                free.remove(&entry);
-                let (pods, index, node) = entry;
-                let info = sim.nodes.get_mut(&node).expect("node exists");
+            Some((count, index)) => {
+                free.remove(&(count, index));
+                let name = names[index].as_str();
+                let info = infos.get_mut(name).expect("node exists");
                 info.pods += 1;
                 if info.pods < info.max_pods {
-                    free.insert((pods + 1, index, node.clone()));
+                    free.insert((info.pods, index));
                 }
-                let p = sim.state.pods.get_mut(&key).expect("pod exists");
-                p.spec.node_name = Some(node);
-                sim.admitted.insert(key);
+                pod.spec.node_name = Some(name.to_owned());
+                pod.sim.admitted = true;
+                pod.status.conditions.clear();
+                fit_errors.clear();
             }
             None => {
-                let msg = fit_error(sim, &selector);
-                let already = sim.state.events.iter().any(|e| {
-                    e.reason == "FailedScheduling"
-                        && e.involved_object.name == key.name
-                        && e.involved_object.namespace.as_deref() == Some(&key.namespace)
-                        && e.message == msg
-                });
-                let p = sim.state.pods.get_mut(&key).expect("pod exists");
-                p.status.conditions = vec![Condition {
+                let msg = fit_errors
+                    .entry(selector.clone())
+                    .or_insert_with(|| fit_error(infos, node_objs, selector))
+                    .clone();
+                // The scheduler retries and reports again; the API server folds repeats of
+                // the same event into one.
+                let already = pod.status.conditions.iter().any(|c| c.message.as_deref() == Some(msg.as_str()));
+                if !already {
+                    events.push(Event {
+                        step,
+                        type_: "Warning",
+                        reason: "FailedScheduling".into(),
+                        involved_object: involved(),
+                        source: "default-scheduler".into(),
+                        message: msg.clone(),
+                    });
+                }
+                pod.status.conditions = vec![Condition {
                     type_: "PodScheduled".into(),
                     status: "False".into(),
                     reason: Some("Unschedulable".into()),
-                    message: Some(msg.clone()),
+                    message: Some(msg),
                 }];
-                if !already {
-                    let involved =
-                        InvolvedObject { kind: "Pod".into(), namespace: Some(key.namespace.clone()), name: key.name.clone() };
-                    sim.event("Warning", "FailedScheduling", involved, "default-scheduler", msg);
-                }
             }
         }
     }
+    sim.state.events.extend(events);
 }
 
 /// The kubelet admits a pod bound by name if it has a free pod slot; otherwise the pod fails
-/// with `OutOfpods` (`pkg/kubelet/lifecycle/predicate.go`).
-fn admit_pinned(sim: &mut Sim<'_>, key: &NamespacedName, node: &str, free: &mut BTreeSet<(u32, usize, String)>) {
-    let Some(info) = sim.nodes.get(node).cloned() else {
-        // No kubelet will ever run this pod: it stays Pending, as in a real cluster.
-        return;
-    };
+/// with `OutOfpods` (`pkg/kubelet/lifecycle/predicate.go`). Returns the event message of a
+/// rejection.
+fn admit_pinned(
+    pod: &mut Pod,
+    node: &str,
+    node_objs: &BTreeMap<String, Node>,
+    infos: &mut BTreeMap<String, NodeInfo>,
+    free: &mut BTreeSet<(u32, usize)>,
+) -> Option<String> {
+    // A pod bound to a node that does not exist stays Pending: no kubelet will run it.
+    let info = infos.get_mut(node)?;
     if info.pods >= info.max_pods {
-        let msg = format!(
+        pod.status.phase = "Failed".into();
+        pod.status.conditions.clear();
+        return Some(format!(
             "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {}",
             info.pods, info.max_pods
-        );
-        let p = sim.state.pods.get_mut(key).expect("pod exists");
-        p.status.phase = "Failed".into();
-        p.status.conditions = vec![];
-        let involved = InvolvedObject { kind: "Pod".into(), namespace: Some(key.namespace.clone()), name: key.name.clone() };
-        sim.event("Warning", "OutOfpods", involved, "kubelet", msg);
-        return;
+        ));
     }
-    free.remove(&(info.pods, info.index, node.to_owned()));
-    let n = sim.nodes.get_mut(node).expect("node exists");
-    n.pods += 1;
-    if n.pods < n.max_pods && sim.state.nodes[node].is_ready() {
-        free.insert((n.pods, n.index, node.to_owned()));
+    free.remove(&(info.pods, info.index));
+    info.pods += 1;
+    if info.pods < info.max_pods && node_objs[node].is_ready() {
+        free.insert((info.pods, info.index));
     }
-    sim.admitted.insert(key.clone());
+    pod.sim.admitted = true;
+    None
 }
 
 /// kube-scheduler's FitError text: `0/N nodes are available: <reasons sorted>.`
-fn fit_error(sim: &Sim<'_>, selector: &std::collections::BTreeMap<String, String>) -> String {
-    let mut too_many = 0;
-    let mut not_ready = 0;
-    let mut selector_mismatch = 0;
-    for (name, info) in &sim.nodes {
-        let node = &sim.state.nodes[name];
+fn fit_error(
+    infos: &BTreeMap<String, NodeInfo>,
+    node_objs: &BTreeMap<String, Node>,
+    selector: &BTreeMap<String, String>,
+) -> String {
+    let (mut too_many, mut not_ready, mut selector_mismatch) = (0, 0, 0);
+    for (name, info) in infos {
+        let node = &node_objs[name];
         if !selector.iter().all(|(k, v)| node.metadata.labels.get(k) == Some(v)) {
             selector_mismatch += 1;
         } else if !node.is_ready() {
@@ -136,8 +173,8 @@ fn fit_error(sim: &Sim<'_>, selector: &std::collections::BTreeMap<String, String
     }
     reasons.sort();
     if reasons.is_empty() {
-        format!("0/{} nodes are available.", sim.nodes.len())
+        format!("0/{} nodes are available.", infos.len())
     } else {
-        format!("0/{} nodes are available: {}.", sim.nodes.len(), reasons.join(", "))
+        format!("0/{} nodes are available: {}.", infos.len(), reasons.join(", "))
     }
 }

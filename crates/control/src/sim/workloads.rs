@@ -131,6 +131,7 @@ pub(crate) fn pod_from_spec(
                 .collect(),
         },
         status: PodStatus { phase: "Pending".into(), ..Default::default() },
+        sim: Default::default(),
     }
 }
 
@@ -192,7 +193,7 @@ fn reconcile_replicas(
         // running, then the newest first.
         pods.sort_by_key(|p| {
             let pod = &sim.state.pods[p];
-            (pod.spec.node_name.is_some(), pod.is_running(), std::cmp::Reverse(sim.pod_seq[p]))
+            (pod.spec.node_name.is_some(), pod.is_running(), std::cmp::Reverse(pod.sim.creation_index))
         });
         let excess: Vec<NamespacedName> = pods.drain(..pods.len() - want).collect();
         for p in excess {

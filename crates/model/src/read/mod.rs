@@ -93,6 +93,9 @@ pub fn load_scenario_str(name: &str, text: &str, loader: &dyn FileLoader) -> Loa
 
 /// Everything a reader needs: where diagnostics go, the files read so far, and how to read more.
 pub(crate) struct Ctx<'l> {
+    /// The scenario's `kubernetesVersion`, once read (`None` for bare manifest files), for the
+    /// few reading rules that depend on it.
+    pub version: Option<crate::KubeVersion>,
     pub sources: SourceMap,
     pub diags: Vec<Diagnostic>,
     loader: &'l dyn FileLoader,
@@ -106,6 +109,7 @@ impl<'l> Ctx<'l> {
             diags: Vec::new(),
             loader,
             by_path: HashMap::new(),
+            version: None,
         }
     }
 

@@ -731,7 +731,10 @@ fn read_service(cx: &mut Ctx<'_>, mut o: Obj<'_>, meta: ObjectMeta, span: Span) 
         let _ = spec.str(cx, "trafficDistribution");
         let _ = spec.strings(cx, "topologyKeys");
         if let Some(f) = spec.str(cx, "ipFamily") {
-            cx.diags.push(legacy_ip_family_warning(&f));
+            // Only where the field is gone: on 1.16–1.19 it is the API.
+            if cx.version.is_none_or(|v| v.at_least(20)) {
+                cx.diags.push(legacy_ip_family_warning(&f));
+            }
             legacy_ip_family = Some(f);
         }
         spec.finish(cx);
@@ -764,7 +767,8 @@ fn read_service(cx: &mut Ctx<'_>, mut o: Obj<'_>, meta: ObjectMeta, span: Span) 
 }
 
 /// The 1.16–1.19 alpha field. Read without error (the control plane honours it on those
-/// versions and drops it later), but always pointed out, with the modern equivalent.
+/// versions; from 1.20 kubectl's validation refuses it), and pointed out on versions without
+/// it, with the modern equivalent.
 fn legacy_ip_family_warning(f: &Spanned<String>) -> Diagnostic {
     let family = if f.value.is_empty() {
         "IPv4"

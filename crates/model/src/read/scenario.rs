@@ -80,6 +80,7 @@ pub(crate) fn read_scenario_docs(
     };
     let name = r.req_text("name", &mut cx.diags);
     let version = read_version(cx, &mut r);
+    cx.version = Some(version.unwrap_or_default());
     let seed = r.u64("seed", &mut cx.diags).map_or(0, |s| s.value);
     let cluster = match r.value("cluster") {
         Some(n) => read_cluster(cx, n),

@@ -1,0 +1,370 @@
+//! Scenario `expect:` entries about the dataplane.
+//!
+//! ```yaml
+//! expect:
+//!   - trace:
+//!       from: default/client          # a trace query, as `knetsim trace` takes it
+//!       to: svc:default/web:http
+//!       family: IPv6                  # optional
+//!       proto: tcp                    # optional (tcp)
+//!       port: 80                      # optional
+//!       verdict: delivered            # delivered | dropped | rejected
+//!       endpoints: ["[fd00:10:244:1::5]:8080"]   # optional: the exact set reached
+//!       masqueraded: false            # optional
+//!       reason: "has no IPv6 endpoints"          # optional: a substring of the reason
+//!   - reachability:
+//!       family: IPv4                  # optional, as are proto and port
+//!       from: [default/a, node:node-1, external]
+//!       to: [svc:default/web, default/b]
+//!       allow:                        # one row per `from`, one column per `to`:
+//!         - [true, true]              # true/allow = delivered, false/deny = anything else
+//!         - [true, false]
+//!         - [false, false]
+//! ```
+//!
+//! Each trace or matrix cell gives one [`ExpectOutcome`]; a malformed entry gives a
+//! [`Diagnostic`] pointing at the offending value.
+
+use knetsim_control::state::ClusterState;
+use knetsim_ipam::Family;
+use knetsim_model::yaml::{Node, NodeKind};
+use knetsim_model::{Diagnostic, Span};
+
+use crate::Dataplane;
+use crate::config::{entries, scalar, seq};
+use crate::trace::{Outcome, TraceQuery, trace};
+
+/// The result of one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectOutcome {
+    /// `trace default/a -> svc:default/web:http` and the like.
+    pub name: String,
+    pub passed: bool,
+    /// What differed, or a one-line summary when it passed.
+    pub message: String,
+    pub span: Span,
+}
+
+fn err(span: Span, msg: impl Into<String>) -> Diagnostic {
+    Diagnostic::error(span, msg)
+}
+
+fn bool_of(n: &Node) -> Option<bool> {
+    match scalar(n)? {
+        "true" | "allow" | "yes" => Some(true),
+        "false" | "deny" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+struct QuerySpec {
+    q: TraceQuery,
+}
+
+fn read_query_field(q: &mut TraceQuery, key: &str, v: &Node) -> Result<bool, Diagnostic> {
+    match key {
+        "family" => {
+            let f = scalar(v).and_then(Family::parse).ok_or_else(|| {
+                err(v.span, "family must be IPv4 or IPv6").with_label("expected IPv4 or IPv6")
+            })?;
+            q.family = Some(f);
+        }
+        "proto" => {
+            q.proto = scalar(v)
+                .ok_or_else(|| err(v.span, "proto must be tcp, udp or sctp"))?
+                .to_string();
+            if crate::proxy::Proto::parse(&q.proto).is_none() {
+                return Err(
+                    err(v.span, "proto must be tcp, udp or sctp").with_label("unknown protocol")
+                );
+            }
+        }
+        "port" => {
+            let p = scalar(v)
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| err(v.span, "port must be a number from 1 to 65535"))?;
+            q.port = Some(p);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Checks one `expect:` entry of the dataplane kind.
+pub fn check_expectation(
+    dp: &Dataplane,
+    state: &ClusterState,
+    node: &Node,
+) -> Result<Vec<ExpectOutcome>, Diagnostic> {
+    let mut d = Vec::new();
+    let map = entries(node, "a dataplane expectation", &mut d).ok_or_else(|| d.remove(0))?;
+    // Accept `{trace: {...}}` / `{reachability: {...}}`, or the inner map itself.
+    if let [(k, v)] = map {
+        match scalar(k) {
+            Some("trace") => return check_trace(dp, state, v),
+            Some("reachability") => return check_matrix(dp, state, v),
+            _ => {}
+        }
+    }
+    if map.iter().any(|(k, _)| scalar(k) == Some("allow")) {
+        return check_matrix(dp, state, node);
+    }
+    if map.iter().any(|(k, _)| scalar(k) == Some("verdict")) {
+        return check_trace(dp, state, node);
+    }
+    Err(err(
+        node.span,
+        "a dataplane expectation must be `trace:` or `reachability:`",
+    )
+    .with_label("expected `trace:` or `reachability:`"))
+}
+
+fn check_trace(
+    dp: &Dataplane,
+    state: &ClusterState,
+    node: &Node,
+) -> Result<Vec<ExpectOutcome>, Diagnostic> {
+    let mut d = Vec::new();
+    let map = entries(node, "`trace`", &mut d).ok_or_else(|| d.remove(0))?;
+    let mut spec = QuerySpec {
+        q: TraceQuery::default(),
+    };
+    let mut verdict: Option<(Outcome, Span)> = None;
+    let mut endpoints: Option<Vec<String>> = None;
+    let mut masq: Option<bool> = None;
+    let mut reason: Option<String> = None;
+    for (k, v) in map {
+        let key = scalar(k).unwrap_or("");
+        if read_query_field(&mut spec.q, key, v)? {
+            continue;
+        }
+        match key {
+            "from" => {
+                spec.q.from = scalar(v)
+                    .ok_or_else(|| err(v.span, "`from` must be a string"))?
+                    .to_string()
+            }
+            "to" => {
+                spec.q.to = scalar(v)
+                    .ok_or_else(|| err(v.span, "`to` must be a string"))?
+                    .to_string()
+            }
+            "verdict" => {
+                let o = match scalar(v) {
+                    Some("delivered") => Outcome::Delivered,
+                    Some("dropped") => Outcome::Dropped,
+                    Some("rejected") => Outcome::Rejected,
+                    _ => {
+                        return Err(
+                            err(v.span, "verdict must be delivered, dropped or rejected")
+                                .with_label("unknown verdict"),
+                        );
+                    }
+                };
+                verdict = Some((o, v.span));
+            }
+            "endpoints" => {
+                let mut list = Vec::new();
+                for e in seq(v, "`endpoints`", &mut d).ok_or_else(|| d.remove(0))? {
+                    list.push(
+                        scalar(e)
+                            .ok_or_else(|| err(e.span, "an endpoint must be ip:port"))?
+                            .to_string(),
+                    );
+                }
+                list.sort();
+                endpoints = Some(list);
+            }
+            "masqueraded" => {
+                masq = Some(
+                    bool_of(v).ok_or_else(|| err(v.span, "`masqueraded` must be true or false"))?,
+                )
+            }
+            "reason" => {
+                reason = Some(
+                    scalar(v)
+                        .ok_or_else(|| err(v.span, "`reason` must be a string"))?
+                        .to_string(),
+                )
+            }
+            _ => {
+                return Err(err(k.span, format!("unknown key `{key}` in `trace`")).with_help(
+                    "known keys: from, to, family, proto, port, verdict, endpoints, masqueraded, reason",
+                ));
+            }
+        }
+    }
+    if spec.q.from.is_empty() || spec.q.to.is_empty() {
+        return Err(err(node.span, "`trace` needs `from` and `to`"));
+    }
+    let Some((want, _)) = verdict else {
+        return Err(err(node.span, "`trace` needs a `verdict`").with_label("missing `verdict`"));
+    };
+    let name = format!("trace {} -> {}", spec.q.from, spec.q.to);
+    let t = match trace(dp, state, &spec.q) {
+        Ok(t) => t,
+        Err(e) => return Err(err(node.span, format!("cannot trace: {e}"))),
+    };
+    let mut problems = Vec::new();
+    if t.verdict != want {
+        problems.push(format!(
+            "verdict: expected {}, got {}{}",
+            outcome_name(want),
+            outcome_name(t.verdict),
+            t.reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(eps) = &endpoints {
+        let mut got = t.endpoints.clone();
+        got.sort();
+        if &got != eps {
+            problems.push(format!(
+                "endpoints: expected [{}], got [{}]",
+                eps.join(", "),
+                got.join(", ")
+            ));
+        }
+    }
+    if let Some(m) = masq
+        && m != t.masqueraded
+    {
+        problems.push(format!("masqueraded: expected {m}, got {}", t.masqueraded));
+    }
+    if let Some(r) = &reason
+        && !t.reason.as_deref().unwrap_or("").contains(r.as_str())
+    {
+        problems.push(format!(
+            "reason: expected it to contain {r:?}, got {:?}",
+            t.reason.clone().unwrap_or_default()
+        ));
+    }
+    Ok(vec![ExpectOutcome {
+        passed: problems.is_empty(),
+        message: if problems.is_empty() {
+            format!("{} ({})", outcome_name(t.verdict), t.endpoints.join(", "))
+        } else {
+            problems.join("; ")
+        },
+        name,
+        span: node.span,
+    }])
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Delivered => "delivered",
+        Outcome::Dropped => "dropped",
+        Outcome::Rejected => "rejected",
+    }
+}
+
+fn check_matrix(
+    dp: &Dataplane,
+    state: &ClusterState,
+    node: &Node,
+) -> Result<Vec<ExpectOutcome>, Diagnostic> {
+    let mut d = Vec::new();
+    let map = entries(node, "`reachability`", &mut d).ok_or_else(|| d.remove(0))?;
+    let mut base = TraceQuery::default();
+    let mut from: Vec<String> = Vec::new();
+    let mut to: Vec<String> = Vec::new();
+    let mut allow: Option<&Node> = None;
+    for (k, v) in map {
+        let key = scalar(k).unwrap_or("");
+        if read_query_field(&mut base, key, v)? {
+            continue;
+        }
+        let strings = |v: &Node, what: &str| -> Result<Vec<String>, Diagnostic> {
+            let mut d = Vec::new();
+            let items = seq(v, what, &mut d).ok_or_else(|| d.remove(0))?;
+            items
+                .iter()
+                .map(|i| {
+                    scalar(i)
+                        .map(str::to_string)
+                        .ok_or_else(|| err(i.span, format!("{what} entries must be strings")))
+                })
+                .collect()
+        };
+        match key {
+            "from" => from = strings(v, "`from`")?,
+            "to" => to = strings(v, "`to`")?,
+            "allow" => allow = Some(v),
+            _ => {
+                return Err(
+                    err(k.span, format!("unknown key `{key}` in `reachability`"))
+                        .with_help("known keys: from, to, allow, family, proto, port"),
+                );
+            }
+        }
+    }
+    let Some(allow) = allow else {
+        return Err(
+            err(node.span, "`reachability` needs an `allow` matrix").with_label("missing `allow`")
+        );
+    };
+    let rows = seq(allow, "`allow`", &mut d).ok_or_else(|| d.remove(0))?;
+    if rows.len() != from.len() {
+        return Err(err(
+            allow.span,
+            format!(
+                "`allow` has {} rows but `from` has {} sources",
+                rows.len(),
+                from.len()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    for (row, src) in rows.iter().zip(&from) {
+        let cells = match &row.kind {
+            NodeKind::Seq(c) => c,
+            _ => return Err(err(row.span, "each `allow` row must be a list")),
+        };
+        if cells.len() != to.len() {
+            return Err(err(
+                row.span,
+                format!(
+                    "this row has {} cells but `to` has {} destinations",
+                    cells.len(),
+                    to.len()
+                ),
+            ));
+        }
+        for (cell, dst) in cells.iter().zip(&to) {
+            let want = bool_of(cell)
+                .ok_or_else(|| err(cell.span, "a cell must be true/false or allow/deny"))?;
+            let q = TraceQuery {
+                from: src.clone(),
+                to: dst.clone(),
+                ..base.clone()
+            };
+            let name = format!("reachability {src} -> {dst}");
+            match trace(dp, state, &q) {
+                Ok(t) => {
+                    let got = t.verdict == Outcome::Delivered;
+                    out.push(ExpectOutcome {
+                        name,
+                        passed: got == want,
+                        message: if got == want {
+                            outcome_name(t.verdict).to_string()
+                        } else {
+                            format!(
+                                "expected {}, got {}{}",
+                                if want { "allow" } else { "deny" },
+                                outcome_name(t.verdict),
+                                t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                            )
+                        },
+                        span: cell.span,
+                    });
+                }
+                Err(e) => return Err(err(cell.span, format!("cannot trace {src} -> {dst}: {e}"))),
+            }
+        }
+    }
+    Ok(out)
+}
