@@ -154,7 +154,9 @@ pub fn render_table(report: &PlanReport) -> String {
             ])
         })
         .collect();
-    out.push_str("\nNode blocks (kube-controller-manager)\n");
+    out.push_str(
+        "\nNode blocks (kube-controller-manager; used: once the scenario's nodes registered)\n",
+    );
     if blocks.is_empty() {
         out.push_str("  none: kube-controller-manager allocates no node CIDRs\n");
     } else {

@@ -1,15 +1,16 @@
 //! The report for one configuration: per family what it holds, which limit binds first, what
 //! stops a component from starting on which releases, and which ranges overlap.
 //!
-//! "Used" node blocks are what `run` would have allocated once the scenario's `nodes:` joined:
-//! blocks a node already names in `podCIDRs` are occupied, every other node gets the next
-//! block in each cluster CIDR, and a failed allocation leaks like kube-controller-manager's
-//! does. Nodes added by `steps:` and Node objects in `manifests:` are not counted.
+//! "Used" node blocks are what `run` has allocated once the scenario's `nodes:` (and Node
+//! objects in `manifests:`) registered, before any step: the planner runs the engine on the
+//! scenario without its other objects and steps and reads its capacity section.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
+use knetsim_ipam::Family;
 use knetsim_ipam::cidrset::overlaps;
+use knetsim_model::objects::Object;
 use knetsim_model::{KubeVersion, Scenario};
 use serde::Serialize;
 
@@ -66,11 +67,11 @@ pub fn report(
     node_networks: &[(IpNet, String)],
 ) -> SingleReport {
     let mut families = capacity::family_figures(cfg, target.pods_per_node);
-    let used = replay_nodes(cfg, scenario);
+    let used = blocks_in_use(scenario);
     for f in &mut families {
-        if let (Some(b), Some((i, _))) = (f.node_blocks.as_mut(), cfg.node_set(f.family)) {
-            b.used = used.get(i).copied().unwrap_or(b.reserved);
-            b.free = b.total - b.used;
+        if let (Some(b), Some(u)) = (f.node_blocks.as_mut(), used.get(&f.family)) {
+            b.used = *u;
+            b.free = b.total.saturating_sub(*u);
         }
     }
     let limits = capacity::limits(cfg, &families, &target);
@@ -98,42 +99,22 @@ pub fn report(
     }
 }
 
-/// Blocks in use per cluster CIDR once the scenario's nodes joined, as `run` allocates them.
-fn replay_nodes(cfg: &PlanConfig, scenario: &Scenario) -> Vec<u128> {
-    let Some(ipam) = &cfg.node_ipam else {
-        return Vec::new();
-    };
-    let Ok(mut alloc) = ipam.allocator() else {
-        return Vec::new();
-    };
-    // Registration: a second node of the same name is refused (AlreadyExists); nodes that
-    // already have podCIDRs occupy them.
-    let mut seen = BTreeSet::new();
-    let mut waiting = 0usize;
-    for node in &scenario.nodes {
-        if !seen.insert(node.name.value.as_str()) {
-            continue;
-        }
-        let cidrs: Vec<IpNet> = node
-            .pod_cidrs
-            .iter()
-            .filter_map(|c| c.value.parse::<IpNet>().ok().map(|n| n.trunc()))
-            .collect();
-        if cidrs.is_empty() {
-            waiting += 1;
-        } else {
-            // An occupy error is an event in `run`; the node keeps its podCIDRs.
-            let _ = alloc.occupy(&node.name.value, &cidrs);
-        }
-    }
-    // Node IPAM: every node without podCIDRs, in registration order.
-    for _ in 0..waiting {
-        let _ = alloc.allocate();
-    }
-    alloc
-        .sets()
+/// Node blocks in use per family once the scenario's nodes registered: `run` itself, on the
+/// scenario without its Services, Pods, workloads and steps, so that the figure is whatever the
+/// engine's node IPAM did (including retries that leak blocks when a dual-stack allocation
+/// fails half-way).
+fn blocks_in_use(scenario: &Scenario) -> BTreeMap<Family, u128> {
+    let mut nodes_only = scenario.clone();
+    nodes_only.steps.clear();
+    nodes_only.expect.clear();
+    nodes_only
+        .manifests
+        .retain(|o| matches!(o, Object::Node(_)));
+    let state = knetsim_control::simulate(&nodes_only);
+    state
+        .capacity
         .iter()
-        .map(|s| u128::from(s.allocated()))
+        .filter_map(|(f, c)| c.node_cidrs.as_ref().map(|n| (*f, n.used)))
         .collect()
 }
 

@@ -1004,3 +1004,30 @@ fn node_ips_from_the_scenario_are_the_underlay() {
         "{msgs:?}"
     );
 }
+
+/// The progress hook counts sweep configurations and growth runs together, and ends at the
+/// total.
+#[test]
+fn progress_reaches_the_total() {
+    use std::sync::Mutex;
+    let s = load_bundled("gke-max-pods.yaml");
+    let mut with_growth = s.clone();
+    with_growth.plan = Some(
+        knetsim_model::yaml::parse_stream(
+            knetsim_model::FileId(0),
+            "sweep: {ipv4NodeMask: [23, 28], maxPods: [8, 16, 32, 64, 110]}\ngrowth: {runs: 7, days: 2}\n",
+        )
+        .0
+        .remove(0),
+    );
+    let seen: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let hook = |done: u64, total: u64| seen.lock().expect("lock").push((done, total));
+    let opts = PlanOptions {
+        progress: Some(&hook),
+        ..Default::default()
+    };
+    plan(&with_growth, &opts).expect("plan");
+    let seen = seen.into_inner().expect("lock");
+    assert!(seen.iter().all(|&(d, t)| t == 37 && d <= t), "{seen:?}");
+    assert_eq!(seen.iter().map(|&(d, _)| d).max(), Some(37));
+}
