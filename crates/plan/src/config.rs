@@ -463,10 +463,19 @@ impl Bases {
                 out.cluster.entry(Family::of_net(c)).or_insert(c.trunc());
             }
         }
-        if let Some(s) = &derived.services {
-            for c in &s.cidrs {
-                out.service.entry(Family::of_net(c)).or_insert(*c);
-            }
+        // The flag as written (a range the API server refuses can still be swept to one it
+        // accepts), else the API server's own default.
+        let written = cluster
+            .flags(Component::KubeApiserver)
+            .and_then(|f| f.cidrs("service-cluster-ip-range"))
+            .filter(|c| !c.is_empty());
+        let ranges: Vec<IpNet> = match (written, &derived.services) {
+            (Some(c), _) => c.iter().map(IpNet::trunc).collect(),
+            (None, Some(s)) => s.cidrs.clone(),
+            (None, None) => Vec::new(),
+        };
+        for c in ranges {
+            out.service.entry(Family::of_net(&c)).or_insert(c);
         }
         out
     }

@@ -14,8 +14,10 @@
 //!
 //! - Node podCIDRs: one `RangeAllocator` as kube-controller-manager runs it, so its round-robin
 //!   order with wrap-around and its leak on a failed dual-stack allocation (blocks taken from the
-//!   first cluster CIDR stay taken) shape when it runs out. A node that gets no podCIDR stays
-//!   NotReady and runs no pods under host-local; under Calico it still runs them.
+//!   first cluster CIDR stay taken) shape when it runs out. A node that gets no podCIDR is
+//!   asked for once and then given up on (as an autoscaler would give up on a node that never
+//!   becomes Ready), so it leaks at most once; under host-local it runs no pods, under Calico
+//!   it still runs them.
 //! - Pods under Calico: `CalicoIpam`, one `assign` per family per pod in the CNI plugin's order,
 //!   with block affinity, borrowing and `strictAffinity`; a leaving node's blocks are released.
 //! - Pods under host-local: a node's podCIDR runs out only when it holds more pods than

@@ -19,8 +19,9 @@
 //!   error and warning grouped by the releases that log it.
 //! - [`single`]: the report for the scenario's own configuration, with overlaps between the
 //!   cluster, Service, Calico and node (underlay) ranges.
-//! - [`growth`]: the seeded Monte Carlo replay of a workload over days through the real
-//!   allocators, with exhaustion-day percentiles per pool.
+//! - [`growth`]: the seeded Monte Carlo replay of a workload over days through the node IPAM's
+//!   `RangeAllocator` and Calico's IPAM (host-local pods and Service IPs by count, which is
+//!   those allocators' exact answer), with exhaustion-day percentiles per pool.
 //! - [`sweep`]: ranges of choices evaluated in parallel (rayon), ranked by address use.
 //! - [`render`]: the report as an aligned text table, CSV and an SVG chart (JSON is the
 //!   report's `Serialize`).

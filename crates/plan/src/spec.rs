@@ -13,7 +13,7 @@
 //!   nodeNetworks:            # the underlay: subnets node addresses come from. Default: the
 //!     - 172.16.0.0/16        #   scenario's node IPs, and kind's docker networks (172.18.0.0/16,
 //!     - fd00:172:16::/64     #   fc00:f853:ccd:e793::/64) if a node has none, as `run` gives them
-//!   growth:                  # a workload over time, replayed through the real allocators
+//!   growth:                  # a workload over time, replayed day by day (see `growth`)
 //!     days: 365              # the horizon; default 365
 //!     runs: 100              # Monte Carlo runs; default 100
 //!     initialNodes: 1000     # nodes on day 0; default: the number of the scenario's `nodes:`

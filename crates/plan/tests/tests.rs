@@ -1031,3 +1031,40 @@ fn progress_reaches_the_total() {
     assert!(seen.iter().all(|&(d, t)| t == 37 && d <= t), "{seen:?}");
     assert_eq!(seen.iter().map(|&(d, _)| d).max(), Some(37));
 }
+
+/// The seed guide's /94 IPv6 Service range fails on 1.30; a sweep of that range says which
+/// prefixes kube-apiserver accepts there, in its own words.
+#[test]
+fn sweeping_a_refused_service_range() {
+    let mut s = load_bundled("seed-guide.yaml");
+    s.plan = Some(
+        knetsim_model::yaml::parse_stream(
+            knetsim_model::FileId(0),
+            "target: {nodes: 10, podsPerNode: 10}\nsweep: {ipv6ServicePrefix: [104, 112]}\n",
+        )
+        .0
+        .remove(0),
+    );
+    let r = plan(&s, &PlanOptions::default()).expect("plan");
+    let sw = r.sweep.expect("sweep");
+    for row in &sw.rows {
+        let prefix = row.ipv6_service_cidr.expect("IPv6 range").prefix_len();
+        if prefix < 108 {
+            assert_eq!(row.failed.as_deref(), Some("kube-apiserver"), "/{prefix}");
+            assert_eq!(
+                row.reason.as_deref(),
+                Some(
+                    "specified --service-cluster-ip-range[1] is too large; for 128-bit addresses, the mask must be >= 108"
+                ),
+                "/{prefix}"
+            );
+        } else {
+            assert!(row.meets_target, "/{prefix}: {:?}", row.reason);
+        }
+    }
+    // Smallest range first among those that pass.
+    assert_eq!(
+        sw.ranked()[0].ipv6_service_cidr.map(|c| c.prefix_len()),
+        Some(112)
+    );
+}
