@@ -46,6 +46,16 @@ impl FamilyArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    /// An aligned table for people.
+    Table,
+    Json,
+    Csv,
+    /// A chart: headroom per family against cluster size, or against time for growth runs.
+    Svg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RulesFormat {
     /// `iptables-save` / `ip6tables-save` text (in nftables mode: only the egress rules other
     /// agents keep in iptables).
@@ -128,6 +138,35 @@ pub enum Command {
     },
     /// Print the fabric (nodes, pods, bridges, underlay, internet, load balancers) as DOT.
     Graph { file: PathBuf },
+    /// Capacity: what the CIDR and mask choices hold per family and version, under growth and
+    /// churn, and across a sweep of alternatives.
+    Plan {
+        /// A scenario, or a file holding only a `cluster:` section.
+        file: PathBuf,
+        #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Table)]
+        output: PlanOutput,
+        /// Target number of nodes (overrides `plan.target.nodes`).
+        #[arg(long)]
+        nodes: Option<u64>,
+        /// Target pods per node (overrides `plan.target.podsPerNode`).
+        #[arg(long)]
+        pods_per_node: Option<u32>,
+        /// Target number of Services (overrides `plan.target.services`).
+        #[arg(long)]
+        services: Option<u64>,
+        /// Monte Carlo runs of the growth model (overrides `plan.growth.runs`).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Days the growth model covers (overrides `plan.growth.days`).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Skip the growth model.
+        #[arg(long)]
+        no_growth: bool,
+        /// Skip the sweep.
+        #[arg(long)]
+        no_sweep: bool,
+    },
     /// Run scenarios' `expect:` blocks: one pass/fail line per scenario, then a total.
     Test {
         /// Scenario files or directories (searched recursively for *.yaml, skipping

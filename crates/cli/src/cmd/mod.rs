@@ -2,6 +2,7 @@
 
 mod check;
 mod dataplane;
+mod plan;
 pub mod run;
 mod test;
 
@@ -40,6 +41,29 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         } => dataplane::rules(&file, node, family, format, write_dir, out, err),
         Command::Routes { file, node, family } => dataplane::routes(&file, node, family, out, err),
         Command::Graph { file } => dataplane::graph(&file, out, err),
+        Command::Plan {
+            file,
+            output,
+            nodes,
+            pods_per_node,
+            services,
+            runs,
+            days,
+            no_growth,
+            no_sweep,
+        } => {
+            let opts = knetsim_plan::PlanOptions {
+                runs,
+                days,
+                target_nodes: nodes,
+                target_pods_per_node: pods_per_node,
+                target_services: services,
+                skip_growth: no_growth,
+                skip_sweep: no_sweep,
+                progress: None,
+            };
+            plan::plan(&file, output, opts, out, err)
+        }
     }
 }
 
