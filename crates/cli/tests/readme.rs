@@ -2,7 +2,8 @@
 //! is run, and its output must be what the README shows. Set `KNETSIM_BLESS_README=1` to
 //! rewrite the blocks with the current output (then read the diff before committing it).
 //!
-//! A command may end in `| head -n N` (only the first N lines are shown and compared) or
+//! A command may end in `| head -n N` or `| tail -n N` (only those lines are shown and
+//! compared) or
 //! `; echo "exit status $?"` (the exit status is appended as that line).
 
 use crate::harness::{knetsim, root};
@@ -48,6 +49,10 @@ fn run(command: &str) -> String {
         Some((c, n)) => (c, Some(n.trim().parse::<usize>().expect("head count"))),
         None => (command, None),
     };
+    let (command, tail) = match command.split_once(" | tail -n ") {
+        Some((c, n)) => (c, Some(n.trim().parse::<usize>().expect("tail count"))),
+        None => (command, None),
+    };
     let args: Vec<&str> = command.split_whitespace().skip(1).collect();
     let out = knetsim(&args);
     let mut text = out.stdout;
@@ -56,6 +61,9 @@ fn run(command: &str) -> String {
     let mut lines: Vec<&str> = text.lines().collect();
     if let Some(n) = head {
         lines.truncate(n);
+    }
+    if let Some(n) = tail {
+        lines = lines.split_off(lines.len().saturating_sub(n));
     }
     let mut shown = lines.join("\n");
     if show_status {
