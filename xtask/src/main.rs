@@ -108,7 +108,7 @@ fn kernel_check() -> Result<(), String> {
     if !std::path::Path::new(script).exists() {
         return Ok(());
     }
-    let tools = ["iptables-restore", "ip6tables-restore", "nft", "unshare"];
+    let tools = ["iptables-restore", "ip6tables-restore", "nft", "ipset", "unshare"];
     let mut missing: Vec<&str> = tools.into_iter().filter(|p| !have(p)).collect();
     if !missing.is_empty() && is_root() && have("apt-get") {
         // The README promises that this one command sets up what the tests need.
@@ -133,7 +133,7 @@ fn kernel_check() -> Result<(), String> {
     }
     if !missing.is_empty() {
         let msg = format!(
-            "kernel check needs {} (apt-get install -y iptables nftables util-linux)",
+            "kernel check needs {} (apt-get install -y iptables nftables ipset util-linux)",
             missing.join(", ")
         );
         if std::env::var_os("CI").is_some() {
@@ -142,26 +142,21 @@ fn kernel_check() -> Result<(), String> {
         eprintln!("xtask: skipping the kernel check: {msg}");
         return Ok(());
     }
-    let dir = std::env::temp_dir().join(format!("knetsim-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let dir_s = dir.to_string_lossy().into_owned();
-    let r = run(
-        "cargo",
-        &[
-            "run",
-            "--quiet",
-            "--locked",
-            "-p",
-            "knetsim",
-            "--",
-            "rules",
-            "scenarios/dataplane/kernel-fixture.yaml",
-            "--all-nodes",
-            "--write-dir",
-            &dir_s,
-        ],
-    )
-    .and_then(|()| run("bash", &[script, &dir_s]));
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+    // The dataplane's fixture test (run just before, with the rest of the suite) wrote its
+    // rule files to target/kernel-load; add the rules of bundled scenarios as the CLI renders
+    // them, then load all of them.
+    let dir = "target/kernel-load";
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    for scenario in KERNEL_CHECK_SCENARIOS {
+        run("cargo", &["run", "--quiet", "--locked", "-p", "knetsim", "--", "rules", scenario, "--write-dir", dir])?;
+    }
+    run("bash", &[script, dir])
 }
+
+/// Bundled scenarios whose rules the kernel check loads (iptables and nftables mode, three
+/// CNIs, ip-masq-agent).
+const KERNEL_CHECK_SCENARIOS: &[&str] = &[
+    "scenarios/kind/dual-stack-defaults.yaml",
+    "scenarios/kubeadm/guide-1.34-accepted.yaml",
+    "scenarios/versions/1.17-alpha-ipfamily.yaml",
+];
