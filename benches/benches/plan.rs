@@ -11,7 +11,10 @@ use knetsim_plan::growth::GrowthModel;
 use knetsim_plan::sweep::{self, SweepTarget};
 use knetsim_plan::{PlanConfig, config, spec};
 
-const TARGET_5000: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/plan/target-5000.yaml");
+const TARGET_5000: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/plan/target-5000.yaml"
+);
 
 const SWEEP: &str = r#"
 name: bench-sweep
@@ -33,15 +36,27 @@ plan:
 "#;
 
 fn plan(c: &mut Criterion) {
-    let s = knetsim_model::load_scenario_str("bench-sweep.yaml", SWEEP, &FsLoader).value.expect("sweep scenario");
+    let s = knetsim_model::load_scenario_str("bench-sweep.yaml", SWEEP, &FsLoader)
+        .value
+        .expect("sweep scenario");
     let base = PlanConfig::from_scenario(&s);
     let bases = config::Bases::of(&base.cluster, &base);
-    let sweep_spec = spec::read(s.plan.as_ref()).expect("plan section").sweep.expect("sweep");
+    let sweep_spec = spec::read(s.plan.as_ref())
+        .expect("plan section")
+        .sweep
+        .expect("sweep");
     let configs = sweep::expand(&sweep_spec, &bases).expect("configurations");
     assert!(configs.len() >= 10_000, "{} configurations", configs.len());
-    let target = SweepTarget { nodes: 5000, pods_per_node: Some(30), services: 10000, dual_stack_services: 0 };
+    let target = SweepTarget {
+        nodes: 5000,
+        pods_per_node: Some(30),
+        services: 10000,
+        dual_stack_services: 0,
+    };
 
-    let g5000 = knetsim_model::load_scenario(Path::new(TARGET_5000), &FsLoader).value.expect("target-5000");
+    let g5000 = knetsim_model::load_scenario(Path::new(TARGET_5000), &FsLoader)
+        .value
+        .expect("target-5000");
     let cfg = PlanConfig::from_scenario(&g5000);
     let model = GrowthModel {
         days: 365,

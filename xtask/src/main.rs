@@ -108,7 +108,13 @@ fn kernel_check() -> Result<(), String> {
     if !std::path::Path::new(script).exists() {
         return Ok(());
     }
-    let tools = ["iptables-restore", "ip6tables-restore", "nft", "ipset", "unshare"];
+    let tools = [
+        "iptables-restore",
+        "ip6tables-restore",
+        "nft",
+        "ipset",
+        "unshare",
+    ];
     let mut missing: Vec<&str> = tools.into_iter().filter(|p| !have(p)).collect();
     if !missing.is_empty() && is_root() && have("apt-get") {
         // The README promises that this one command sets up what the tests need.
@@ -148,7 +154,21 @@ fn kernel_check() -> Result<(), String> {
     let dir = "target/kernel-load";
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     for scenario in KERNEL_CHECK_SCENARIOS {
-        run("cargo", &["run", "--quiet", "--locked", "-p", "knetsim", "--", "rules", scenario, "--write-dir", dir])?;
+        run(
+            "cargo",
+            &[
+                "run",
+                "--quiet",
+                "--locked",
+                "-p",
+                "knetsim",
+                "--",
+                "rules",
+                scenario,
+                "--write-dir",
+                dir,
+            ],
+        )?;
     }
     run("bash", &[script, dir])
 }

@@ -4,12 +4,14 @@
 //! (its `ipFamilies`), each holding at most 100 endpoints (`--max-endpoints-per-slice`
 //! default), one endpoint per ready pod that has an address of that family. A Service with no
 //! endpoints of a family gets an empty placeholder slice, as the controller's reconciler
-//! writes one. Slice names come from `generateName: <service>-`; a Service keeps its slice
-//! names from step to step, as the controller updates slices in place.
+//! writes one. Slice names come from `generateName: <service>-`, with the random suffix drawn
+//! from a stream seeded by the scenario seed, the Service, the family and the slice's index:
+//! a Service keeps its slice names from step to step (the controller updates slices in place),
+//! and Services are reconciled in parallel with the same result whatever the thread count.
 
 use std::collections::{BTreeMap, HashMap};
 
-use knetsim_ipam::{Family, NamedRng};
+use knetsim_ipam::Family;
 
 use crate::names;
 use crate::state::{
@@ -19,12 +21,6 @@ use crate::state::{
 
 /// `--max-endpoints-per-slice` default.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
-
-/// Slice names already handed out, so that they survive recomputation.
-#[derive(Debug, Default)]
-pub struct SliceNames {
-    names: BTreeMap<(NamespacedName, Family, usize), String>,
-}
 
 /// Pods indexed by namespace and by each `key=value` label, so that selecting pods for
 /// 10,000 Services does not scan 150,000 pods each time.
@@ -81,12 +77,8 @@ impl<'a> PodIndex<'a> {
 }
 
 /// Recomputes every EndpointSlice from Services and pods.
-pub fn reconcile(
-    state: &mut ClusterState,
-    names: &mut SliceNames,
-    rng: &mut NamedRng,
-    api_version: &'static str,
-) {
+pub fn reconcile(state: &mut ClusterState, seed: u64, api_version: &'static str) {
+    use rayon::prelude::*;
     let selector_keys: std::collections::BTreeSet<&str> = state
         .services
         .values()
@@ -94,28 +86,47 @@ pub fn reconcile(
         .flat_map(|sel| sel.keys().map(String::as_str))
         .collect();
     let index = PodIndex::new(&state.pods, &selector_keys);
-    let mut slices = BTreeMap::new();
-    for (key, svc) in &state.services {
-        let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        if svc.spec.type_ == "ExternalName" {
-            continue;
-        }
-        let pods = index.select(&key.namespace, selector);
-        for &family in &svc.spec.ip_families {
-            for (i, chunk) in slices_for(svc, &pods, family).into_iter().enumerate() {
-                let name = names
-                    .names
-                    .entry((key.clone(), family, i))
-                    .or_insert_with(|| names::generate_name(rng, &format!("{}-", key.name)))
-                    .clone();
-                let slice = make_slice(key, svc, family, name.clone(), chunk, api_version);
-                slices.insert(NamespacedName::new(key.namespace.clone(), name), slice);
+    let services: Vec<(&NamespacedName, &Service)> = state.services.iter().collect();
+    let per_service: Vec<Vec<EndpointSlice>> = services
+        .par_iter()
+        .map(|(key, svc)| {
+            let Some(selector) = svc.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+                return Vec::new();
+            };
+            if svc.spec.type_ == "ExternalName" {
+                return Vec::new();
             }
-        }
-    }
-    state.endpoint_slices = slices;
+            let pods = index.select(&key.namespace, selector);
+            let mut out = Vec::new();
+            for &family in &svc.spec.ip_families {
+                for (i, chunk) in slices_for(svc, &pods, family).into_iter().enumerate() {
+                    let mut rng = knetsim_ipam::rng::named(
+                        seed,
+                        &format!(
+                            "kube-controller-manager/endpointslice/{}/{}/{family}/{i}",
+                            key.namespace, key.name
+                        ),
+                    );
+                    let name = names::generate_name(&mut rng, &format!("{}-", key.name));
+                    out.push(make_slice(key, svc, family, name, chunk, api_version));
+                }
+            }
+            out
+        })
+        .collect();
+    state.endpoint_slices = per_service
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                NamespacedName::new(
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    s.metadata.name.clone(),
+                ),
+                s,
+            )
+        })
+        .collect();
 }
 
 /// The endpoints of one Service and family, grouped by the ports they resolve to (pods can

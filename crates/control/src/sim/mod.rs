@@ -23,7 +23,7 @@ use knetsim_model::scenario::{ClusterConfig, NodeSpec as NodeEntry, Step};
 use knetsim_model::{KubeVersion, Scenario};
 
 use crate::components::{self, ControlPlaneConfig};
-use crate::endpointslice::{self, SliceNames};
+use crate::endpointslice;
 use crate::service::{ServiceApi, ServiceApiConfig};
 use crate::state::*;
 
@@ -74,8 +74,6 @@ pub(crate) struct Sim<'a> {
     workloads: Workloads,
     /// The manifest last applied for each object, for kubectl apply's three-way merge.
     last_applied: BTreeMap<(String, NamespacedName), Object>,
-    slice_names: SliceNames,
-    slice_rng: NamedRng,
     pub(crate) name_rng: NamedRng,
     /// The creation index the next pod gets.
     pub(crate) next_pod_seq: u64,
@@ -119,8 +117,6 @@ impl<'a> Sim<'a> {
             next_node_index: 0,
             workloads: Workloads::default(),
             last_applied: BTreeMap::new(),
-            slice_names: SliceNames::default(),
-            slice_rng: rng::named(seed, "kube-controller-manager/endpointslice-names"),
             name_rng: rng::named(seed, "kube-controller-manager/generated-names"),
             next_pod_seq: 0,
         }
@@ -925,12 +921,7 @@ impl<'a> Sim<'a> {
             } else {
                 "discovery.k8s.io/v1beta1"
             };
-            endpointslice::reconcile(
-                &mut self.state,
-                &mut self.slice_names,
-                &mut self.slice_rng,
-                api_version,
-            );
+            endpointslice::reconcile(&mut self.state, self.scenario.seed, api_version);
         }
     }
 
