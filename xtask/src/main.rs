@@ -173,10 +173,14 @@ fn kernel_check() -> Result<(), String> {
     run("bash", &[script, dir])
 }
 
-/// Bundled scenarios whose rules the kernel check loads (iptables and nftables mode, three
-/// CNIs, ip-masq-agent).
+/// Bundled scenarios whose rules the kernel check loads: iptables and nftables mode, kindnet,
+/// kubenet and Calico, ip-masq-agent, load balancers with source ranges.
 const KERNEL_CHECK_SCENARIOS: &[&str] = &[
     "scenarios/kind/dual-stack-defaults.yaml",
     "scenarios/kubeadm/guide-1.34-accepted.yaml",
     "scenarios/versions/1.17-alpha-ipfamily.yaml",
+    "scenarios/dataplane/kind-nftables.yaml",
+    "scenarios/dataplane/ip-masq-agent.yaml",
+    "scenarios/dataplane/calico-guide.yaml",
+    "scenarios/dataplane/loadbalancer-and-forwarding.yaml",
 ];

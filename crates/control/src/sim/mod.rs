@@ -922,7 +922,75 @@ impl<'a> Sim<'a> {
                 "discovery.k8s.io/v1beta1"
             };
             endpointslice::reconcile(&mut self.state, self.scenario.seed, api_version);
+            self.apiserver_endpoints(api_version);
         }
+    }
+
+    /// kube-apiserver's endpoint reconciler publishes its own address behind the `kubernetes`
+    /// Service (`pkg/controlplane/reconcilers`): the `--advertise-address`, or — as kubeadm
+    /// sets it — the control-plane node's address, which knetsim takes to be the first
+    /// registered node's, on `--secure-port` (6443).
+    fn apiserver_endpoints(&mut self, api_version: &'static str) {
+        let Some(svc) = self
+            .state
+            .services
+            .get(&NamespacedName::new("default", "kubernetes"))
+        else {
+            return;
+        };
+        let family = svc
+            .spec
+            .ip_families
+            .first()
+            .copied()
+            .unwrap_or(Family::IPv4);
+        let flags = self.cluster.flags(Component::KubeApiserver);
+        let advertised = flags
+            .and_then(|f| f.str("advertise-address"))
+            .and_then(|a| a.trim().parse::<IpAddr>().ok());
+        let ip = advertised.or_else(|| {
+            let first = self.nodes_in_order().into_iter().next()?;
+            self.state.nodes[&first].internal_ip(family)
+        });
+        let Some(ip) = ip.filter(|ip| Family::of_ip(ip) == family) else {
+            return;
+        };
+        let port = flags
+            .and_then(|f| f.int("secure-port"))
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(6443);
+        let slice = EndpointSlice {
+            api_version,
+            kind: "EndpointSlice",
+            metadata: ObjectMeta {
+                name: "kubernetes".into(),
+                namespace: Some("default".into()),
+                labels: BTreeMap::from([(
+                    "kubernetes.io/service-name".to_owned(),
+                    "kubernetes".to_owned(),
+                )]),
+                ..Default::default()
+            },
+            address_type: family,
+            endpoints: vec![Endpoint {
+                addresses: vec![ip],
+                conditions: EndpointConditions {
+                    ready: true,
+                    serving: true,
+                    terminating: false,
+                },
+                node_name: None,
+                target_ref: None,
+            }],
+            ports: vec![EndpointPort {
+                name: Some("https".into()),
+                port,
+                protocol: "TCP".into(),
+            }],
+        };
+        self.state
+            .endpoint_slices
+            .insert(NamespacedName::new("default", "kubernetes"), slice);
     }
 
     fn finish(mut self) -> ClusterState {
