@@ -202,7 +202,7 @@ fn fabric() -> FabricConfig {
 }
 
 fn host_local(mode: &str) -> Dataplane {
-    build_with(&cluster(mode, 34).build(), Cni::HostLocal, &fabric(), None)
+    build_with(cluster(mode, 34).build(), Cni::HostLocal, &fabric(), None)
 }
 
 fn calico(ipv6_support: bool, v6_nat: bool) -> Dataplane {
@@ -284,7 +284,7 @@ fn hl_no_v6_fwd() -> Dataplane {
 fn masq_agent_default() -> Dataplane {
     let (agent, _) = masq_agent(&Default::default());
     build_with(
-        &cluster("iptables", 34).build(),
+        cluster("iptables", 34).build(),
         Cni::HostLocal,
         &fabric(),
         Some(&agent),
@@ -301,7 +301,7 @@ fn calico_no_felix_v6() -> Dataplane {
 }
 fn kubenet() -> Dataplane {
     build_with(
-        &cluster("iptables", 34).cni("kubenet").build(),
+        cluster("iptables", 34).cni("kubenet").build(),
         Cni::Kubenet,
         &fabric(),
         None,
@@ -639,7 +639,7 @@ fn load_balancer_ips_come_from_the_pool_in_name_order() {
     assert_eq!(got, ["default/web-lb: 198.51.100.10, 2001:db8:1b::10"]);
     // Without a pool, LoadBalancer Services stay pending.
     let pending = build_with(
-        &cluster("iptables", 34).build(),
+        cluster("iptables", 34).build(),
         Cni::HostLocal,
         &FabricConfig::default(),
         None,
@@ -707,7 +707,7 @@ fn kernel_rule_files() {
         (
             "nftables-1.33",
             build_with(
-                &cluster("nftables", 33).build(),
+                cluster("nftables", 33).build(),
                 Cni::HostLocal,
                 &fabric(),
                 None,
@@ -716,7 +716,7 @@ fn kernel_rule_files() {
         (
             "iptables-masqagent",
             build_with(
-                &cluster("iptables", 34).build(),
+                cluster("iptables", 34).build(),
                 Cni::HostLocal,
                 &fabric(),
                 Some(&agent),

@@ -15,6 +15,7 @@
 //! - [`trace`]: `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
 //! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:`.
 //! - [`names`]: hashes and encodings kube-proxy and CNIs derive names from.
+//! - [`fasthash`]: a fast hasher for the lookup tables on hot paths.
 //! - [`testkit`]: building `ClusterState` values by hand, for tests.
 //!
 //! Invariants: no I/O, no clock, no randomness. Per-node routes and rules are computed on
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod expect;
 pub mod fabric;
+pub mod fasthash;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
@@ -58,6 +60,36 @@ struct NodeCache {
     rules: [OnceLock<Result<ProxyRules, RulesError>>; 2],
 }
 
+/// A cluster state the dataplane can share instead of copying: pass an `Arc` (or an owned
+/// state) to avoid the copy a borrowed one needs.
+pub trait IntoSharedState {
+    fn into_shared(self) -> Arc<ClusterState>;
+}
+
+impl IntoSharedState for &ClusterState {
+    fn into_shared(self) -> Arc<ClusterState> {
+        Arc::new(self.clone())
+    }
+}
+
+impl IntoSharedState for ClusterState {
+    fn into_shared(self) -> Arc<ClusterState> {
+        Arc::new(self)
+    }
+}
+
+impl IntoSharedState for Arc<ClusterState> {
+    fn into_shared(self) -> Arc<ClusterState> {
+        self
+    }
+}
+
+impl IntoSharedState for &Arc<ClusterState> {
+    fn into_shared(self) -> Arc<ClusterState> {
+        self.clone()
+    }
+}
+
 fn fidx(f: Family) -> usize {
     match f {
         Family::IPv4 => 0,
@@ -76,17 +108,24 @@ pub struct Dataplane {
     pub masq: EgressMasq,
     /// Effective `status.loadBalancer.ingress` IPs per LoadBalancer Service.
     lb_ips: BTreeMap<NamespacedName, Vec<IpAddr>>,
-    models: BTreeMap<Family, proxy::FamilyModel>,
+    /// The Service model of each family, both built on first use (`None` when kube-proxy
+    /// programs nothing).
+    models: OnceLock<Option<[Arc<proxy::FamilyModel>; 2]>>,
     nodes: BTreeMap<String, NodeCache>,
     /// Warnings found while building (an ip-masq-agent configuration the agent rejects, …).
     pub warnings: Vec<Diagnostic>,
 }
 
 /// Builds the dataplane from the simulated cluster and the scenario (`cluster.cni`,
-/// `cluster.ip-masq-agent`, `fabric:`).
-pub fn build(state: &ClusterState, scenario: &Scenario) -> Result<Dataplane, Vec<Diagnostic>> {
+/// `cluster.ip-masq-agent`, `fabric:`). A borrowed state is copied; pass it in an `Arc` to
+/// share it instead.
+pub fn build(
+    state: impl IntoSharedState,
+    scenario: &Scenario,
+) -> Result<Dataplane, Vec<Diagnostic>> {
+    let state = state.into_shared();
     let cfg = config::read_fabric(scenario.fabric.as_ref())?;
-    let cni = Cni::from_scenario(scenario, state);
+    let cni = Cni::from_scenario(scenario, &state);
     let mut warnings = Vec::new();
     let agent = scenario.cluster.ip_masq_agent.as_ref().map(|c| {
         let (a, d) = masq::masq_agent(c);
@@ -100,11 +139,13 @@ pub fn build(state: &ClusterState, scenario: &Scenario) -> Result<Dataplane, Vec
 
 /// [`build`] with the pieces given directly (for tests and callers without a scenario).
 pub fn build_with(
-    state: &ClusterState,
+    state: impl IntoSharedState,
     cni: Cni,
     cfg: &FabricConfig,
     agent: Option<&masq::MasqAgent>,
 ) -> Dataplane {
+    let shared = state.into_shared();
+    let state = &*shared;
     let fabric = Fabric::build(state, cni, cfg);
     let mut lb_ips: BTreeMap<NamespacedName, Vec<IpAddr>> = BTreeMap::new();
     for (nn, svc) in &state.services {
@@ -137,15 +178,6 @@ pub fn build_with(
         }
         _ => None,
     };
-    let mut models = BTreeMap::new();
-    if proxy_problem.is_none() {
-        for family in [Family::IPv4, Family::IPv6] {
-            let m = proxy::model::build_family(state, family, &|nn, _svc| {
-                lb_ips.get(nn).cloned().unwrap_or_default()
-            });
-            models.insert(family, m);
-        }
-    }
     let masq = EgressMasq::new(state, &fabric.cni, agent);
     let nodes = state
         .nodes
@@ -153,13 +185,13 @@ pub fn build_with(
         .map(|n| (n.clone(), NodeCache::default()))
         .collect();
     Dataplane {
-        state: Arc::new(state.clone()),
+        state: shared,
         fabric,
         proxy,
         proxy_problem,
         masq,
         lb_ips,
-        models,
+        models: Default::default(),
         nodes,
         warnings: Vec::new(),
     }
@@ -180,22 +212,89 @@ impl Dataplane {
         )
     }
 
-    /// kube-proxy's rules on one node for one family, built on first use. `None` when the
-    /// node does not exist or kube-proxy programs nothing (see [`Dataplane::proxy_problem`]).
+    /// kube-proxy's rules on one node for one family, built on first use and kept. `None`
+    /// when the node does not exist or kube-proxy programs nothing (see
+    /// [`Dataplane::proxy_problem`]).
     pub fn rules(&self, node: &str, family: Family) -> Option<&ProxyRules> {
         let cache = self.nodes.get(node)?;
+        if let Some(r) = cache.rules[fidx(family)].get() {
+            return r.as_ref().ok();
+        }
+        let built = self.generate_rules(node, family)?;
+        cache.rules[fidx(family)]
+            .get_or_init(|| built)
+            .as_ref()
+            .ok()
+    }
+
+    /// kube-proxy's rules on one node for one family, built now and not kept (a rule set of
+    /// a 10,000-Service cluster is large: rendering every node's rules one after another
+    /// should not hold them all). `None` as for [`Dataplane::rules`].
+    pub fn generate_rules(
+        &self,
+        node: &str,
+        family: Family,
+    ) -> Option<Result<ProxyRules, RulesError>> {
+        self.nodes.get(node)?;
         let cfg = self.proxy.as_ref()?;
+        let model = self.model(family)?;
+        let ctx = proxy::NodeCtx::new(&self.state, cfg, node, family);
+        Some(proxy::build_rules(model, &ctx, &cfg.mode))
+    }
+
+    /// The mode kube-proxy programs rules in (`iptables` or `nftables`), when it runs and
+    /// knetsim models its mode.
+    pub fn proxy_mode(&self) -> Option<&'static str> {
         if self.proxy_problem.is_some() {
             return None;
         }
-        let model = self.models.get(&family)?;
-        cache.rules[fidx(family)]
-            .get_or_init(|| {
-                let ctx = proxy::NodeCtx::new(&self.state, cfg, node, family);
-                proxy::build_rules(model, &ctx, &cfg.mode)
-            })
-            .as_ref()
-            .ok()
+        match self.proxy.as_ref()?.mode.as_str() {
+            "iptables" | "" => Some("iptables"),
+            "nftables" => Some("nftables"),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with the node's rules: the kept ones if [`Dataplane::rules`] built them, else
+    /// ones built for the call and dropped after it.
+    pub fn with_rules<R>(
+        &self,
+        node: &str,
+        family: Family,
+        f: impl FnOnce(Option<&ProxyRules>) -> R,
+    ) -> R {
+        if let Some(r) = self
+            .nodes
+            .get(node)
+            .and_then(|c| c.rules[fidx(family)].get())
+        {
+            return f(r.as_ref().ok());
+        }
+        let built = self.generate_rules(node, family);
+        f(built.as_ref().and_then(|r| r.as_ref().ok()))
+    }
+
+    /// The Service model of a family, built on first use.
+    fn model(&self, family: Family) -> Option<&Arc<proxy::FamilyModel>> {
+        let models = self.models.get_or_init(|| {
+            if self.proxy_problem.is_some() {
+                return None;
+            }
+            let lb = |nn: &NamespacedName, _svc: &knetsim_control::state::Service| {
+                self.lb_ips.get(nn).cloned().unwrap_or_default()
+            };
+            Some(proxy::model::build_models(&self.state, [true, true], &lb).map(Arc::new))
+        });
+        models.as_ref().map(|m| &m[fidx(family)])
+    }
+
+    /// Drops every model, route table and rule set built so far, as if the dataplane had just
+    /// been built (to bound memory after visiting many nodes, or to measure cold costs).
+    pub fn reset_caches(&mut self) {
+        self.models = Default::default();
+        for c in self.nodes.values_mut() {
+            *c = NodeCache::default();
+        }
     }
 
     /// Rule counts per node and family (builds every node's rules).
@@ -232,9 +331,9 @@ impl Dataplane {
         }
     }
 
-    /// The family model (every Service port kube-proxy programs).
+    /// The family model (every Service port kube-proxy programs), built on first use.
     pub fn family_model(&self, family: Family) -> Option<&proxy::FamilyModel> {
-        self.models.get(&family)
+        self.model(family).map(|m| &**m)
     }
 }
 
@@ -256,7 +355,7 @@ pub fn build_rules(
             .map(|i| i.ip)
             .collect()
     };
-    let model = proxy::model::build_family(state, family, &lb);
+    let model = Arc::new(proxy::model::build_family(state, family, &lb));
     let ctx = proxy::NodeCtx::new(state, cfg, node, family);
     proxy::build_rules(&model, &ctx, &cfg.mode)
 }
@@ -264,38 +363,56 @@ pub fn build_rules(
 /// Renders one node's and family's iptables rules as `iptables-save` / `ip6tables-save` would
 /// list them (kube-proxy's tables in the order it writes them), with the egress masquerade
 /// rules other agents add to the nat table. In nftables mode only those egress rules remain
-/// in iptables.
+/// in iptables. Rules not already kept by [`Dataplane::rules`] are built for the call and dropped.
 pub fn render_iptables_save(dp: &Dataplane, node: &str, family: Family) -> String {
     let (chains, extra) = dp.masq.iptables(family);
-    match dp.rules(node, family) {
-        Some(ProxyRules::Iptables(r)) => proxy::iptables::render(r, &chains, &extra),
-        _ => {
-            let empty = proxy::iptables::IptablesRules {
-                family,
-                filter: Default::default(),
-                nat: Default::default(),
-                large_cluster_mode: false,
-            };
-            let mut r = empty;
-            r.filter.builtin = vec!["INPUT", "FORWARD", "OUTPUT"];
-            r.nat.builtin = vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
-            proxy::iptables::render(&r, &chains, &extra)
-        }
+    if dp.proxy_mode() != Some("iptables") {
+        return proxy::iptables::render(
+            &proxy::iptables::IptablesRules::empty(family),
+            &chains,
+            &extra,
+        );
     }
+    dp.with_rules(node, family, |r| match r {
+        Some(ProxyRules::Iptables(r)) => proxy::iptables::render(r, &chains, &extra),
+        _ => proxy::iptables::render(
+            &proxy::iptables::IptablesRules::empty(family),
+            &chains,
+            &extra,
+        ),
+    })
 }
 
 /// Renders both families' `kube-proxy` nftables tables of a node (empty in iptables mode).
+/// Rules not already kept by [`Dataplane::rules`] are built for the call and dropped.
 pub fn render_nft(dp: &Dataplane, node: &str) -> String {
-    let mut out = String::new();
-    for family in [Family::IPv4, Family::IPv6] {
-        if let Some(ProxyRules::Nftables(r)) = dp.rules(node, family) {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(&proxy::nftables::render(r));
-        }
+    if dp.proxy_mode() != Some("nftables") {
+        return String::new();
     }
-    out
+    dp.with_rules(node, Family::IPv4, |r4| {
+        dp.with_rules(node, Family::IPv6, |r6| {
+            let tables: Vec<&proxy::nftables::NftablesRules> = [r4, r6]
+                .into_iter()
+                .filter_map(|r| match r {
+                    Some(ProxyRules::Nftables(t)) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            let mut out = String::with_capacity(
+                tables
+                    .iter()
+                    .map(|t| proxy::nftables::render_capacity(t))
+                    .sum(),
+            );
+            for t in tables {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                proxy::nftables::render_into(t, &mut out);
+            }
+            out
+        })
+    })
 }
 
 /// Renders the fabric as Graphviz DOT.

@@ -29,7 +29,7 @@ use knetsim_model::scenario::IpMasqAgentConfig;
 use serde::Serialize;
 
 use crate::fabric::Cni;
-use crate::proxy::iptables::{Addr, Arg, IptRule, Target};
+use crate::proxy::iptables::{Addr, Arg, Chain, Comment, IptRule, Target};
 
 const LINK_LOCAL_V4: &str = "169.254.0.0/16";
 const LINK_LOCAL_V6: &str = "fe80::/10";
@@ -214,8 +214,8 @@ impl EgressMasq {
 
     /// The nat-table chains and rules this agent adds on a node, for one family.
     pub fn iptables(&self, family: Family) -> (Vec<Arc<str>>, Vec<IptRule>) {
-        let post: Arc<str> = Arc::from("POSTROUTING");
-        let cm = |s: String| Arg::Comment(Arc::from(s), true);
+        let post = Chain::Fixed("POSTROUTING");
+        let cm = |s: String| Arg::Comment(Comment::Text(Arc::from(s)), true);
         let mut chains = Vec::new();
         let mut rules = Vec::new();
         match self {
@@ -223,8 +223,9 @@ impl EgressMasq {
                 if !a.valid || (family == Family::IPv6 && !a.enable_ipv6) {
                     return (chains, rules);
                 }
-                let chain: Arc<str> = Arc::from(a.chain.as_str());
-                chains.push(chain.clone());
+                let name: Arc<str> = Arc::from(a.chain.as_str());
+                chains.push(name.clone());
+                let chain = Chain::Named(name);
                 rules.push(IptRule {
                     chain: post,
                     args: vec![
@@ -269,8 +270,9 @@ impl EgressMasq {
                 });
             }
             EgressMasq::Kindnet { non_masquerade } => {
-                let chain: Arc<str> = Arc::from("KIND-MASQ-AGENT");
-                chains.push(chain.clone());
+                let name: Arc<str> = Arc::from("KIND-MASQ-AGENT");
+                chains.push(name.clone());
+                let chain = Chain::Named(name);
                 rules.push(IptRule {
                     chain: post,
                     args: vec![
@@ -327,10 +329,12 @@ impl EgressMasq {
                     return (chains, rules);
                 }
                 let (masq_set, all_set) = calico_set_names(family);
-                let cpost: Arc<str> = Arc::from("cali-POSTROUTING");
-                let cnat: Arc<str> = Arc::from("cali-nat-outgoing");
-                chains.push(cpost.clone());
-                chains.push(cnat.clone());
+                let cpost_name: Arc<str> = Arc::from("cali-POSTROUTING");
+                let cnat_name: Arc<str> = Arc::from("cali-nat-outgoing");
+                chains.push(cpost_name.clone());
+                chains.push(cnat_name.clone());
+                let cpost = Chain::Named(cpost_name);
+                let cnat = Chain::Named(cnat_name);
                 rules.push(IptRule {
                     chain: post,
                     args: vec![],
@@ -392,60 +396,27 @@ impl EgressMasq {
     /// masqueraded by this agent.
     pub fn decide(&self, src: IpAddr, dst: IpAddr) -> MasqDecision {
         let family = Family::of_ip(&dst);
-        let (chains, rules) = self.iptables(family);
-        let _ = chains;
+        let (_, rules) = self.iptables(family);
+        self.decide_with(&rules, src, dst)
+    }
+
+    /// [`EgressMasq::decide`] with the agent's rules of `dst`'s family already built (by
+    /// [`EgressMasq::iptables`]).
+    pub fn decide_with(&self, rules: &[IptRule], src: IpAddr, dst: IpAddr) -> MasqDecision {
+        let family = Family::of_ip(&dst);
         let agent = match self {
             EgressMasq::IpMasqAgent(_) => "ip-masq-agent",
             EgressMasq::Kindnet { .. } => "kindnet",
             EgressMasq::Kubenet { .. } => "kubenet",
             EgressMasq::Calico { .. } => "calico",
         };
-        // Walk POSTROUTING's rules of this agent: the jump rule, then its chain.
-        let matches = |r: &IptRule| -> bool {
-            r.args.iter().all(|a| match a {
-                Arg::Dst(addr, neg) => addr.contains(dst) != *neg,
-                Arg::Src(addr, neg) => addr.contains(src) != *neg,
-                Arg::DstTypeLocal(neg) => *neg, // dst is not local: `! --dst-type LOCAL` matches
-                Arg::MatchSet(name, dir, neg) => {
-                    let ip = if *dir == "src" { src } else { dst };
-                    self.set_contains(name, ip) != *neg
-                }
-                _ => true,
-            })
-        };
-        let mut chain: &str = "POSTROUTING";
-        let mut depth = 0;
-        'walk: while depth < 8 {
-            depth += 1;
-            for r in rules.iter().filter(|r| &*r.chain == chain) {
-                if !matches(r) {
-                    continue;
-                }
-                match &r.target {
-                    Target::Jump(next) => {
-                        chain = next;
-                        continue 'walk;
-                    }
-                    Target::Return => {
-                        return MasqDecision {
-                            masquerade: false,
-                            agent: Some(agent),
-                            rule: Some(r.to_line()),
-                            reason: None,
-                        };
-                    }
-                    Target::Masquerade { .. } => {
-                        return MasqDecision {
-                            masquerade: true,
-                            agent: Some(agent),
-                            rule: Some(r.to_line()),
-                            reason: None,
-                        };
-                    }
-                    _ => {}
-                }
-            }
-            break;
+        if let Some((i, masquerade)) = self.walk(rules, src, dst) {
+            return MasqDecision {
+                masquerade,
+                agent: Some(agent),
+                rule: Some(rules[i].to_line()),
+                reason: None,
+            };
         }
         let reason = match self {
             EgressMasq::IpMasqAgent(a) if !a.valid => a.error.clone(),
@@ -472,6 +443,45 @@ impl EgressMasq {
             rule: None,
             reason,
         }
+    }
+
+    /// Walks POSTROUTING's rules of this agent (the jump rule, then its chain) for a packet
+    /// leaving the node: the index of the rule that decided and whether it masquerades, or
+    /// `None` when no rule applied.
+    pub fn walk(&self, rules: &[IptRule], src: IpAddr, dst: IpAddr) -> Option<(usize, bool)> {
+        let matches = |r: &IptRule| -> bool {
+            r.args.iter().all(|a| match a {
+                Arg::Dst(addr, neg) => addr.contains(dst) != *neg,
+                Arg::Src(addr, neg) => addr.contains(src) != *neg,
+                Arg::DstTypeLocal(neg) => *neg, // dst is not local: `! --dst-type LOCAL` matches
+                Arg::MatchSet(name, dir, neg) => {
+                    let ip = if *dir == "src" { src } else { dst };
+                    self.set_contains(name, ip) != *neg
+                }
+                _ => true,
+            })
+        };
+        let mut chain: &Chain = &Chain::Fixed("POSTROUTING");
+        let mut depth = 0;
+        'walk: while depth < 8 {
+            depth += 1;
+            for (i, r) in rules.iter().enumerate().filter(|(_, r)| &r.chain == chain) {
+                if !matches(r) {
+                    continue;
+                }
+                match &r.target {
+                    Target::Jump(next) => {
+                        chain = next;
+                        continue 'walk;
+                    }
+                    Target::Return => return Some((i, false)),
+                    Target::Masquerade { .. } => return Some((i, true)),
+                    _ => {}
+                }
+            }
+            break;
+        }
+        None
     }
 
     fn set_contains(&self, name: &str, ip: IpAddr) -> bool {

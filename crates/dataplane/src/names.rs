@@ -40,33 +40,74 @@ pub fn base32(data: &[u8]) -> String {
     out
 }
 
-/// The first `n` characters of base32(sha256(`input`)).
-fn hash_prefix(input: &str, n: usize) -> String {
-    let digest = Sha256::digest(input.as_bytes());
-    let mut s = base32(&digest);
-    s.truncate(n);
-    s
+/// Appends the first `N` (at most 25) characters of base32(sha256(the concatenated `parts`))
+/// to `out`.
+fn push_hash_prefix<const N: usize>(out: &mut String, parts: &[&[u8]]) {
+    let h = hash_chars::<N>(parts);
+    out.push_str(std::str::from_utf8(&h).expect("base32 is ASCII"));
+}
+
+/// The first `N` (at most 25) characters of base32(sha256(the concatenated `parts`)), as
+/// bytes, without allocating.
+fn hash_chars<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let digest = h.finalize();
+    // The first 16 bytes (128 bits) hold the first 25 characters.
+    let bits = digest[..16]
+        .iter()
+        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+    let mut out = [0u8; N];
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = BASE32_ALPHABET[((bits >> (123 - 5 * i)) & 0x1f) as usize];
+    }
+    out
+}
+
+fn hash16(parts: &[&[u8]]) -> [u8; 16] {
+    hash_chars::<16>(parts)
+}
+
+/// [`port_proto_hash`] as bytes.
+pub fn port_proto_hash16(service_port_name: &str, protocol: &str) -> [u8; 16] {
+    hash16(&[service_port_name.as_bytes(), protocol.as_bytes()])
+}
+
+/// The 16-character hash of [`endpoint_chain`] (without `KUBE-SEP-`), as bytes.
+pub fn endpoint_hash(service_port_name: &str, protocol: &str, endpoint: &str) -> [u8; 16] {
+    hash16(&[
+        service_port_name.as_bytes(),
+        protocol.as_bytes(),
+        endpoint.as_bytes(),
+    ])
 }
 
 /// kube-proxy (iptables) `portProtoHash`: the 16-character suffix shared by `KUBE-SVC-`,
 /// `KUBE-SVL-`, `KUBE-EXT-` and `KUBE-FW-` chains of one service port.
 // kube-proxy: pkg/proxy/iptables/proxier.go portProtoHash
 pub fn port_proto_hash(service_port_name: &str, protocol: &str) -> String {
-    let mut s = String::with_capacity(service_port_name.len() + protocol.len());
-    s.push_str(service_port_name);
-    s.push_str(protocol);
-    hash_prefix(&s, 16)
+    let mut s = String::with_capacity(16);
+    push_hash_prefix::<16>(&mut s, &[service_port_name.as_bytes(), protocol.as_bytes()]);
+    s
 }
 
 /// kube-proxy (iptables) `servicePortEndpointChainName`: `KUBE-SEP-` + 16 characters of the
 /// hash of the service port name, protocol and endpoint `ip:port`.
 // kube-proxy: pkg/proxy/iptables/proxier.go servicePortEndpointChainName
 pub fn endpoint_chain(service_port_name: &str, protocol: &str, endpoint: &str) -> String {
-    let mut s = String::with_capacity(service_port_name.len() + protocol.len() + endpoint.len());
-    s.push_str(service_port_name);
-    s.push_str(protocol);
-    s.push_str(endpoint);
-    format!("KUBE-SEP-{}", hash_prefix(&s, 16))
+    let mut s = String::with_capacity(25);
+    s.push_str("KUBE-SEP-");
+    push_hash_prefix::<16>(
+        &mut s,
+        &[
+            service_port_name.as_bytes(),
+            protocol.as_bytes(),
+            endpoint.as_bytes(),
+        ],
+    );
+    s
 }
 
 /// nftables chains are at most 256 characters; kube-proxy reserves 16 for its prefixes.
@@ -76,14 +117,41 @@ const NFT_CHAIN_BASE_MAX: usize = 256 - 16;
 /// kube-proxy (nftables) `hashAndTruncate`: 8 hash characters, a dash and the readable name.
 // kube-proxy: pkg/proxy/nftables/proxier.go hashAndTruncate
 fn hash_and_truncate(name: &str) -> String {
-    let mut out = hash_prefix(name, 8);
+    let mut out = String::with_capacity(9 + name.len());
+    push_hash_and_truncate(&mut out, name);
+    out
+}
+
+/// Appends [`hash_and_truncate`] of `name` to `out`.
+pub fn push_hash_and_truncate(out: &mut String, name: &str) {
+    let start = out.len();
+    push_hash_prefix::<8>(out, &[name.as_bytes()]);
     out.push('-');
     out.push_str(name);
-    if out.len() > NFT_CHAIN_BASE_MAX {
-        out.truncate(NFT_CHAIN_BASE_MAX - 3);
+    if out.len() - start > NFT_CHAIN_BASE_MAX {
+        out.truncate(start + NFT_CHAIN_BASE_MAX - 3);
         out.push_str("...");
     }
-    out
+}
+
+/// Writes the name [`nft_endpoint_base`] hashes (`ns/name/proto/port__ip/port`, IPv6 colons as
+/// dots) into `out`, replacing its content.
+pub fn nft_endpoint_name_into(
+    out: &mut String,
+    namespace: &str,
+    name: &str,
+    protocol: &str,
+    port_name: &str,
+    ip: &str,
+    port: u16,
+) {
+    out.clear();
+    for part in [namespace, "/", name, "/", protocol, "/", port_name, "__"] {
+        out.push_str(part);
+    }
+    out.extend(ip.chars().map(|c| if c == ':' { '.' } else { c }));
+    out.push('/');
+    crate::proxy::text::push_u32(out, port.into());
 }
 
 /// kube-proxy (nftables) `servicePortChainNameBase`, e.g. `ULMVA6XW-ns1/svc1/tcp/p80`.
@@ -102,10 +170,9 @@ pub fn nft_endpoint_base(
     ip: &str,
     port: u16,
 ) -> String {
-    let ip = ip.replace(':', ".");
-    hash_and_truncate(&format!(
-        "{namespace}/{name}/{protocol}/{port_name}__{ip}/{port}"
-    ))
+    let mut s = String::new();
+    nft_endpoint_name_into(&mut s, namespace, name, protocol, port_name, ip, port);
+    hash_and_truncate(&s)
 }
 
 /// kube-proxy `computeProbability`: `fmt.Sprintf("%0.10f", 1.0/float64(n))`.

@@ -355,3 +355,165 @@ impl ClusterBuilder {
         self.state
     }
 }
+
+/// The shape of a generated cluster for benchmarks: `nodes` dual-stack nodes, `services`
+/// dual-stack ClusterIP Services with one TCP port (`http`, 80 → 8080) and `endpoints` ready
+/// endpoints per family, each a running pod, spread round-robin over the nodes.
+#[derive(Clone, Copy, Debug)]
+pub struct Scale {
+    pub minor: u16,
+    pub mode: &'static str,
+    pub nodes: usize,
+    pub services: usize,
+    pub endpoints: usize,
+    /// Namespaces the Services and pods are spread over (`ns-0` …).
+    pub namespaces: usize,
+}
+
+/// Builds the cluster `s` describes, directly (no control plane): nodes at 172.16.0.0/16 and
+/// fd00:172:16::/64, podCIDRs `/24` and `/64` from 10.128.0.0/9 and fd00:10:244::/48, Services
+/// from 10.96.0.0/12 and fd00:10:96::/108, kube-proxy in `s.mode` with `--cluster-cidr` set.
+///
+/// Panics when the shape does not fit those ranges (more than 32,768 nodes, more than 250
+/// pods on a node, or more than 1,000,000 Services): it is a benchmark fixture.
+pub fn scale(s: &Scale) -> ClusterState {
+    use knetsim_ipam::family::{ip_to_u128, u128_to_ip};
+    let pods_total = s.services * s.endpoints;
+    let per_node = pods_total.div_ceil(s.nodes.max(1));
+    assert!(
+        s.nodes <= 32_768 && per_node <= 250 && s.services < 1_000_000 && s.namespaces > 0,
+        "testkit::scale: shape {s:?} does not fit the fixture's address ranges"
+    );
+    let mut b = ClusterBuilder::new(
+        s.minor,
+        s.mode,
+        &["10.96.0.0/12", "fd00:10:96::/108"],
+        &["10.128.0.0/9", "fd00:10:244::/48"],
+    );
+    let v4 = |base: &str, off: u128| u128_to_ip(Family::IPv4, ip_to_u128(ip(base)) + off);
+    let v6 = |base: &str, off: u128| u128_to_ip(Family::IPv6, ip_to_u128(ip(base)) + off);
+    let node_names: Vec<String> = (0..s.nodes).map(|n| format!("node-{n}")).collect();
+    for (n, name) in node_names.iter().enumerate() {
+        let n128 = n as u128;
+        let a4 = v4("172.16.0.0", n128 + 1).to_string();
+        let a6 = v6("fd00:172:16::", n128 + 1).to_string();
+        let c4 = format!("{}/24", v4("10.128.0.0", n128 << 8));
+        let c6 = format!("{}/64", v6("fd00:10:244::", n128 << 64));
+        b = b.node(name, &[&a4, &a6], &[&c4, &c6]);
+    }
+    let mut state = b.build();
+    let mut next_on_node = vec![2u128; s.nodes];
+    for i in 0..s.services {
+        let ns = format!("ns-{}", i % s.namespaces);
+        let name = format!("svc-{i}");
+        state.namespaces.insert(ns.clone());
+        let cips = [
+            v4("10.96.0.0", 10 + i as u128).to_string(),
+            v6("fd00:10:96::", 10 + i as u128).to_string(),
+        ];
+        let spec = ServiceSpec {
+            type_: "ClusterIP".to_string(),
+            selector: Some(BTreeMap::from([("app".to_string(), name.clone())])),
+            ports: vec![ServicePort {
+                name: Some("http".to_string()),
+                protocol: "TCP".to_string(),
+                port: 80,
+                target_port: TargetPort::Number(8080),
+                node_port: None,
+            }],
+            cluster_ip: Some(cips[0].clone()),
+            cluster_ips: cips.to_vec(),
+            ip_families: vec![Family::IPv4, Family::IPv6],
+            ip_family_policy: Some("PreferDualStack".to_string()),
+            internal_traffic_policy: Some("Cluster".to_string()),
+            ..ServiceSpec::default()
+        };
+        state.services.insert(
+            NamespacedName::new(&ns, &name),
+            Service {
+                api_version: "v1",
+                kind: "Service",
+                metadata: meta(Some(&ns), &name),
+                spec,
+                status: ServiceStatus::default(),
+            },
+        );
+        let mut eps: [Vec<Endpoint>; 2] = [Vec::new(), Vec::new()];
+        for k in 0..s.endpoints {
+            let node = (i * s.endpoints + k) % s.nodes;
+            let slot = next_on_node[node];
+            next_on_node[node] += 1;
+            let ip4 = v4("10.128.0.0", ((node as u128) << 8) + slot);
+            let ip6 = v6("fd00:10:244::", ((node as u128) << 64) + slot);
+            let pod_name = format!("{name}-{k}");
+            let host_ips: Vec<PodIp> = state.nodes[&node_names[node]]
+                .internal_ips()
+                .map(|ip| PodIp { ip })
+                .collect();
+            let mut m = meta(Some(&ns), &pod_name);
+            m.labels.insert("app".to_string(), name.clone());
+            state.pods.insert(
+                NamespacedName::new(&ns, &pod_name),
+                Pod {
+                    api_version: "v1",
+                    kind: "Pod",
+                    metadata: m,
+                    spec: PodSpec {
+                        node_name: Some(node_names[node].clone()),
+                        ..PodSpec::default()
+                    },
+                    sim: Default::default(),
+                    status: PodStatus {
+                        phase: "Running".to_string(),
+                        conditions: vec![],
+                        host_ip: host_ips.first().map(|p| p.ip),
+                        host_ips,
+                        pod_ip: Some(ip4),
+                        pod_ips: vec![PodIp { ip: ip4 }, PodIp { ip: ip6 }],
+                    },
+                },
+            );
+            for (f, ip) in [ip4, ip6].into_iter().enumerate() {
+                eps[f].push(Endpoint {
+                    addresses: vec![ip],
+                    conditions: EndpointConditions {
+                        ready: true,
+                        serving: true,
+                        terminating: false,
+                    },
+                    node_name: Some(node_names[node].clone()),
+                    target_ref: Some(TargetRef {
+                        kind: "Pod",
+                        namespace: ns.clone(),
+                        name: pod_name.clone(),
+                    }),
+                });
+            }
+        }
+        for (family, endpoints) in [Family::IPv4, Family::IPv6].into_iter().zip(eps) {
+            let slice_name = format!(
+                "{name}-{}",
+                if family == Family::IPv4 { "v4" } else { "v6" }
+            );
+            let mut m = meta(Some(&ns), &slice_name);
+            m.labels
+                .insert("kubernetes.io/service-name".to_string(), name.clone());
+            state.endpoint_slices.insert(
+                NamespacedName::new(&ns, &slice_name),
+                EndpointSlice {
+                    api_version: "discovery.k8s.io/v1",
+                    kind: "EndpointSlice",
+                    metadata: m,
+                    address_type: family,
+                    endpoints,
+                    ports: vec![EndpointPort {
+                        name: Some("http".to_string()),
+                        port: 8080,
+                        protocol: "TCP".to_string(),
+                    }],
+                },
+            );
+        }
+    }
+    state
+}

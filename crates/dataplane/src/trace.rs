@@ -718,7 +718,7 @@ impl Walk<'_> {
             for sp in model.ports.iter().filter(|p| &p.service == nn) {
                 for e in sp.endpoints.iter().filter(|e| e.ready) {
                     if let Some(n) = &e.node {
-                        return Some(n.clone());
+                        return Some(n.to_string());
                     }
                 }
             }

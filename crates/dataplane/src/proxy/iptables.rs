@@ -1,12 +1,15 @@
 //! kube-proxy's iptables mode: the rules `syncProxyRules` writes for one node and family, their
 //! `iptables-restore` text, and the packet tracer of `proxier_test.go`.
 //!
-//! Rules are kept as data ([`IptRule`]: a chain, match arguments in the order kube-proxy writes
-//! them, a target) so that the same value renders to text and drives the tracer.
+//! Rules are kept as data (a chain, match arguments in the order kube-proxy writes them, a
+//! target) so that the same value renders to text and drives the tracer. The representation
+//! is compact because a node of a 10,000-Service cluster has hundreds of thousands of rules:
+//! chain names and comments that belong to a service port are references into the family
+//! model ([`Chain::Svc`], [`Comment::Port`], …) rather than strings, and a table keeps every
+//! rule's arguments in one shared vector. Text is produced only when rendering.
 // kube-proxy: pkg/proxy/iptables/proxier.go (syncProxyRules, writeServiceToEndpointRules)
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -14,8 +17,8 @@ use ipnet::IpNet;
 use knetsim_ipam::Family;
 
 use super::model::{FamilyModel, Proto, ServicePortInfo, categorize};
+use super::text::{push_ip, push_net, push_u32};
 use super::{LocalDetector, NodeCtx, PacketCtx};
-use crate::names;
 
 /// `largeClusterEndpointsThreshold`: above this many endpoints kube-proxy drops per-endpoint
 /// comments to keep the rule set small.
@@ -35,6 +38,14 @@ impl Addr {
             Addr::Net(n) => n.contains(&ip),
         }
     }
+
+    /// Appends the address as `Display` writes it.
+    pub fn push_to(&self, out: &mut String) {
+        match self {
+            Addr::Ip(ip) => push_ip(out, *ip),
+            Addr::Net(n) => push_net(out, *n),
+        }
+    }
 }
 
 impl std::fmt::Display for Addr {
@@ -46,17 +57,172 @@ impl std::fmt::Display for Addr {
     }
 }
 
+/// A chain name. The chains of a service port or endpoint are named by index into the family
+/// model, which holds their hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Chain {
+    /// A chain with a fixed name: the built-in ones and kube-proxy's own (`KUBE-SERVICES`, …).
+    Fixed(&'static str),
+    /// `KUBE-SVC-<hash>` of service port `i`.
+    Svc(u32),
+    /// `KUBE-SVL-<hash>` of service port `i`.
+    Svl(u32),
+    /// `KUBE-EXT-<hash>` of service port `i`.
+    Ext(u32),
+    /// `KUBE-FW-<hash>` of service port `i`.
+    Fw(u32),
+    /// `KUBE-SEP-<hash>` of endpoint `j` of service port `i`.
+    Sep(u32, u32),
+    /// Any other name (the chains of egress agents).
+    Named(Arc<str>),
+}
+
+impl Chain {
+    /// Appends the chain's name. `model` resolves service-port chains; without it (rules of
+    /// other agents) those cannot occur.
+    pub fn push_to(&self, out: &mut String, model: Option<&FamilyModel>) {
+        let m = || model.expect("a service-port chain needs its family model");
+        let (prefix, i) = match self {
+            Chain::Fixed(s) => return out.push_str(s),
+            Chain::Named(s) => return out.push_str(s),
+            Chain::Sep(i, j) => {
+                out.push_str("KUBE-SEP-");
+                out.push_str(m().ipt_endpoint_hash(*i, *j));
+                return;
+            }
+            Chain::Svc(i) => ("KUBE-SVC-", *i),
+            Chain::Svl(i) => ("KUBE-SVL-", *i),
+            Chain::Ext(i) => ("KUBE-EXT-", *i),
+            Chain::Fw(i) => ("KUBE-FW-", *i),
+        };
+        out.push_str(prefix);
+        out.push_str(m().ipt_port_hash(i));
+    }
+
+    /// The chain's name as a string.
+    pub fn name(&self, model: Option<&FamilyModel>) -> String {
+        let mut s = String::new();
+        self.push_to(&mut s, model);
+        s
+    }
+
+    /// Whether this is the chain with the fixed name `name`.
+    pub fn is(&self, name: &str) -> bool {
+        match self {
+            Chain::Fixed(s) => *s == name,
+            Chain::Named(s) => &**s == name,
+            _ => false,
+        }
+    }
+}
+
+/// What a comment about a service port says; `{name}` is the port's `ServicePortName`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortComment {
+    /// `{name}`
+    Name,
+    /// `{name} cluster IP`
+    ClusterIp,
+    /// `{name} external IP`
+    ExternalIp,
+    /// `{name} loadbalancer IP`
+    LoadBalancerIp,
+    /// `{name} has no endpoints`
+    NoEndpoints,
+    /// `{name} has no local endpoints`
+    NoLocalEndpoints,
+    /// `{name} health check node port`
+    HealthCheckNodePort,
+    /// `{name} traffic not accepted by KUBE-FW-<hash>`
+    NotAcceptedByFirewall,
+    /// `masquerade traffic for {name} external destinations`
+    MasqueradeExternal,
+    /// `pod traffic for {name} external destinations`
+    PodExternal,
+    /// `masquerade LOCAL traffic for {name} external destinations`
+    MasqueradeLocalExternal,
+    /// `route LOCAL traffic for {name} external destinations`
+    RouteLocalExternal,
+    /// `other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL`
+    OtherTrafficDropped,
+    /// `{name} -> {ip:port}` of endpoint `j`.
+    Endpoint(u32),
+}
+
+/// A comment's text.
+#[derive(Clone, Debug)]
+pub enum Comment {
+    Static(&'static str),
+    Text(Arc<str>),
+    /// About service port `i`.
+    Port(u32, PortComment),
+}
+
+impl Comment {
+    /// Appends the comment text.
+    pub fn push_to(&self, out: &mut String, model: Option<&FamilyModel>) {
+        let (i, what) = match self {
+            Comment::Static(s) => return out.push_str(s),
+            Comment::Text(s) => return out.push_str(s),
+            Comment::Port(i, what) => (*i, *what),
+        };
+        let model = model.expect("a service-port comment needs its family model");
+        let sp = &model.ports[i as usize];
+        let name = &*sp.name;
+        let (before, after) = match what {
+            PortComment::Name => ("", ""),
+            PortComment::ClusterIp => ("", " cluster IP"),
+            PortComment::ExternalIp => ("", " external IP"),
+            PortComment::LoadBalancerIp => ("", " loadbalancer IP"),
+            PortComment::NoEndpoints => ("", " has no endpoints"),
+            PortComment::NoLocalEndpoints => ("", " has no local endpoints"),
+            PortComment::HealthCheckNodePort => ("", " health check node port"),
+            PortComment::NotAcceptedByFirewall => {
+                out.push_str(name);
+                out.push_str(" traffic not accepted by KUBE-FW-");
+                out.push_str(model.ipt_port_hash(i));
+                return;
+            }
+            PortComment::MasqueradeExternal => {
+                ("masquerade traffic for ", " external destinations")
+            }
+            PortComment::PodExternal => ("pod traffic for ", " external destinations"),
+            PortComment::MasqueradeLocalExternal => {
+                ("masquerade LOCAL traffic for ", " external destinations")
+            }
+            PortComment::RouteLocalExternal => {
+                ("route LOCAL traffic for ", " external destinations")
+            }
+            PortComment::OtherTrafficDropped => (
+                "other traffic to ",
+                " will be dropped by KUBE-PROXY-FIREWALL",
+            ),
+            PortComment::Endpoint(j) => {
+                out.push_str(name);
+                out.push_str(" -> ");
+                out.push_str(sp.endpoint_addr(j));
+                return;
+            }
+        };
+        out.push_str(before);
+        out.push_str(name);
+        out.push_str(after);
+    }
+}
+
 /// One match argument, rendered in place.
 #[derive(Clone, Debug)]
 pub enum Arg {
     /// `-m comment --comment X`; `quoted` when kube-proxy wrote the quotes itself.
-    Comment(Arc<str>, bool),
+    Comment(Comment, bool),
     /// `-m tcp -p tcp`.
     Proto(Proto),
     /// `-d X` / `! -d X`.
     Dst(Addr, bool),
     /// `-s X` / `! -s X`.
     Src(Addr, bool),
+    /// `-s IP` of endpoint `j` of service port `i` (the hairpin rule of its chain).
+    SrcEndpoint(u32, u32),
     /// `--dport N`.
     DPort(u16),
     /// `-m addrtype --dst-type LOCAL` / `-m addrtype ! --dst-type LOCAL`.
@@ -67,27 +233,36 @@ pub enum Arg {
     Mark(Arc<str>, bool),
     /// `-m conntrack --ctstate S` / `-m conntrack ! --ctstate S`.
     CtState(&'static str, bool),
-    /// `-m statistic --mode random --probability P`.
-    Statistic(Arc<str>),
+    /// `-m statistic --mode random --probability P` with P = 1/n.
+    Statistic(u32),
     /// `-m recent --name N --rcheck --seconds S --reap`.
-    RecentCheck(Arc<str>, u32),
+    RecentCheck(Chain, u32),
     /// `-m recent --name N --set`.
-    RecentSet(Arc<str>),
+    RecentSet(Chain),
     /// `-i IFACE` / `! -i IFACE` (interface-based local-traffic detection).
     InIface(Arc<str>, bool),
     /// `-m set --match-set NAME src|dst` / `-m set ! --match-set …` (Calico's ipsets).
     MatchSet(Arc<str>, &'static str, bool),
 }
 
+/// Where a DNAT sends the packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnatTo {
+    /// Endpoint `j` of service port `i`.
+    Endpoint(u32, u32),
+    /// An explicit `ip:port`.
+    Addr(Arc<str>),
+}
+
 /// What a rule does when it matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    Jump(Arc<str>),
+    Jump(Chain),
     Accept,
     Drop,
     Reject,
     Return,
-    Dnat(Arc<str>),
+    Dnat(DnatTo),
     Masquerade {
         random_fully: bool,
     },
@@ -98,103 +273,140 @@ pub enum Target {
     None,
 }
 
-/// One `-A CHAIN …` line.
-#[derive(Clone, Debug)]
-pub struct IptRule {
-    pub chain: Arc<str>,
-    pub args: Vec<Arg>,
-    pub target: Target,
+/// One `-A CHAIN …` line, borrowed from a table or an [`IptRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct RuleRef<'a> {
+    pub chain: &'a Chain,
+    pub args: &'a [Arg],
+    pub target: &'a Target,
 }
 
-impl IptRule {
-    /// The comment text, if the rule has one.
-    pub fn comment(&self) -> Option<&str> {
-        self.args.iter().find_map(|a| match a {
-            Arg::Comment(c, _) => Some(&**c),
-            _ => None,
-        })
+fn neg(out: &mut String, n: bool) {
+    if n {
+        out.push_str(" !");
     }
+}
 
-    pub fn render(&self, out: &mut String) {
+impl RuleRef<'_> {
+    /// Appends the line (without a newline) as `iptables-save` prints it.
+    pub fn render(&self, out: &mut String, model: Option<&FamilyModel>) {
         out.push_str("-A ");
-        out.push_str(&self.chain);
-        for a in &self.args {
+        self.chain.push_to(out, model);
+        for a in self.args {
             match a {
                 Arg::Comment(c, quoted) => {
+                    out.push_str(" -m comment --comment ");
                     if *quoted {
-                        let _ = write!(out, " -m comment --comment \"{c}\"");
+                        out.push('"');
+                        c.push_to(out, model);
+                        out.push('"');
                     } else {
-                        let _ = write!(out, " -m comment --comment {c}");
+                        c.push_to(out, model);
                     }
                 }
                 Arg::Proto(p) => {
-                    let _ = write!(out, " -m {0} -p {0}", p.as_str());
+                    out.push_str(" -m ");
+                    out.push_str(p.as_str());
+                    out.push_str(" -p ");
+                    out.push_str(p.as_str());
                 }
-                Arg::Dst(addr, neg) => {
-                    let _ = write!(out, "{} -d {addr}", if *neg { " !" } else { "" });
+                Arg::Dst(addr, n) => {
+                    neg(out, *n);
+                    out.push_str(" -d ");
+                    addr.push_to(out);
                 }
-                Arg::Src(addr, neg) => {
-                    let _ = write!(out, "{} -s {addr}", if *neg { " !" } else { "" });
+                Arg::Src(addr, n) => {
+                    neg(out, *n);
+                    out.push_str(" -s ");
+                    addr.push_to(out);
+                }
+                Arg::SrcEndpoint(i, j) => {
+                    out.push_str(" -s ");
+                    out.push_str(
+                        model
+                            .expect("an endpoint address needs its family model")
+                            .ports[*i as usize]
+                            .endpoint_ip_text(*j),
+                    );
                 }
                 Arg::DPort(p) => {
-                    let _ = write!(out, " --dport {p}");
+                    out.push_str(" --dport ");
+                    push_u32(out, (*p).into());
                 }
-                Arg::DstTypeLocal(neg) => {
-                    let _ = write!(
-                        out,
-                        " -m addrtype{} --dst-type LOCAL",
-                        if *neg { " !" } else { "" }
-                    );
+                Arg::DstTypeLocal(n) => {
+                    out.push_str(" -m addrtype");
+                    neg(out, *n);
+                    out.push_str(" --dst-type LOCAL");
                 }
                 Arg::SrcTypeLocal => out.push_str(" -m addrtype --src-type LOCAL"),
-                Arg::Mark(m, neg) => {
-                    let _ = write!(
-                        out,
-                        " -m mark{} --mark {m}/{m}",
-                        if *neg { " !" } else { "" }
-                    );
+                Arg::Mark(m, n) => {
+                    out.push_str(" -m mark");
+                    neg(out, *n);
+                    out.push_str(" --mark ");
+                    out.push_str(m);
+                    out.push('/');
+                    out.push_str(m);
                 }
-                Arg::CtState(s, neg) => {
-                    let _ = write!(
-                        out,
-                        " -m conntrack{} --ctstate {s}",
-                        if *neg { " !" } else { "" }
-                    );
+                Arg::CtState(s, n) => {
+                    out.push_str(" -m conntrack");
+                    neg(out, *n);
+                    out.push_str(" --ctstate ");
+                    out.push_str(s);
                 }
-                Arg::Statistic(p) => {
-                    let _ = write!(out, " -m statistic --mode random --probability {p}");
+                Arg::Statistic(n) => {
+                    out.push_str(" -m statistic --mode random --probability ");
+                    match model {
+                        Some(m) => out.push_str(&m.probability(*n as usize)),
+                        None => out.push_str(&super::super::names::probability(*n as usize)),
+                    }
                 }
                 Arg::RecentCheck(name, secs) => {
-                    let _ = write!(
-                        out,
-                        " -m recent --name {name} --rcheck --seconds {secs} --reap"
-                    );
+                    out.push_str(" -m recent --name ");
+                    name.push_to(out, model);
+                    out.push_str(" --rcheck --seconds ");
+                    push_u32(out, *secs);
+                    out.push_str(" --reap");
                 }
                 Arg::RecentSet(name) => {
-                    let _ = write!(out, " -m recent --name {name} --set");
+                    out.push_str(" -m recent --name ");
+                    name.push_to(out, model);
+                    out.push_str(" --set");
                 }
-                Arg::InIface(i, neg) => {
-                    let _ = write!(out, "{} -i {i}", if *neg { " !" } else { "" });
+                Arg::InIface(i, n) => {
+                    neg(out, *n);
+                    out.push_str(" -i ");
+                    out.push_str(i);
                 }
-                Arg::MatchSet(name, dir, neg) => {
-                    let _ = write!(
-                        out,
-                        " -m set{} --match-set {name} {dir}",
-                        if *neg { " !" } else { "" }
-                    );
+                Arg::MatchSet(name, dir, n) => {
+                    out.push_str(" -m set");
+                    neg(out, *n);
+                    out.push_str(" --match-set ");
+                    out.push_str(name);
+                    out.push(' ');
+                    out.push_str(dir);
                 }
             }
         }
-        match &self.target {
+        match self.target {
             Target::Jump(c) => {
-                let _ = write!(out, " -j {c}");
+                out.push_str(" -j ");
+                c.push_to(out, model);
             }
             Target::Accept => out.push_str(" -j ACCEPT"),
             Target::Drop => out.push_str(" -j DROP"),
             Target::Reject => out.push_str(" -j REJECT"),
             Target::Return => out.push_str(" -j RETURN"),
             Target::Dnat(d) => {
-                let _ = write!(out, " -j DNAT --to-destination {d}");
+                out.push_str(" -j DNAT --to-destination ");
+                match d {
+                    DnatTo::Addr(a) => out.push_str(a),
+                    DnatTo::Endpoint(i, j) => out.push_str(
+                        model
+                            .expect("a DNAT to an endpoint needs its family model")
+                            .ports[*i as usize]
+                            .endpoint_addr(*j),
+                    ),
+                }
             }
             Target::Masquerade { random_fully } => {
                 out.push_str(" -j MASQUERADE");
@@ -203,33 +415,69 @@ impl IptRule {
                 }
             }
             Target::Snat(s) => {
-                let _ = write!(out, " -j SNAT --to-source {s}");
+                out.push_str(" -j SNAT --to-source ");
+                out.push_str(s);
             }
             Target::MarkOr(m) => {
-                let _ = write!(out, " -j MARK --or-mark {m}");
+                out.push_str(" -j MARK --or-mark ");
+                out.push_str(m);
             }
             Target::MarkXor(m) => {
-                let _ = write!(out, " -j MARK --xor-mark {m}");
+                out.push_str(" -j MARK --xor-mark ");
+                out.push_str(m);
             }
             Target::None => {}
         }
     }
 
-    pub fn to_line(&self) -> String {
+    /// The line as a string.
+    pub fn to_line(&self, model: Option<&FamilyModel>) -> String {
         let mut s = String::new();
-        self.render(&mut s);
+        self.render(&mut s, model);
         s
     }
 }
 
+/// One `-A CHAIN …` line that stands alone (the rules of egress agents).
+#[derive(Clone, Debug)]
+pub struct IptRule {
+    pub chain: Chain,
+    pub args: Vec<Arg>,
+    pub target: Target,
+}
+
+impl IptRule {
+    pub fn as_ref(&self) -> RuleRef<'_> {
+        RuleRef {
+            chain: &self.chain,
+            args: &self.args,
+            target: &self.target,
+        }
+    }
+
+    /// The line as `iptables-save` prints it.
+    pub fn to_line(&self) -> String {
+        self.as_ref().to_line(None)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Rule {
+    chain: Chain,
+    first_arg: u32,
+    n_args: u32,
+    target: Target,
+}
+
 /// One table (`filter` or `nat`): built-in chains, kube-proxy's chains in the order it
-/// declared them, and rules in the order it wrote them.
+/// declared them, and rules in the order it wrote them (their arguments in one vector).
 #[derive(Debug, Default)]
 pub struct IptTable {
     pub builtin: Vec<&'static str>,
-    pub chains: Vec<Arc<str>>,
-    pub rules: Vec<IptRule>,
-    index: OnceLock<HashMap<Arc<str>, Vec<u32>>>,
+    pub chains: Vec<Chain>,
+    rules: Vec<Rule>,
+    args: Vec<Arg>,
+    index: OnceLock<HashMap<Chain, Vec<u32>>>,
 }
 
 impl Clone for IptTable {
@@ -238,35 +486,53 @@ impl Clone for IptTable {
             builtin: self.builtin.clone(),
             chains: self.chains.clone(),
             rules: self.rules.clone(),
+            args: self.args.clone(),
             index: OnceLock::new(),
         }
     }
 }
 
 impl IptTable {
-    fn new(builtin: Vec<&'static str>) -> Self {
+    /// An empty table with these built-in chains.
+    pub fn new(builtin: Vec<&'static str>) -> Self {
         IptTable {
             builtin,
             ..IptTable::default()
         }
     }
 
-    fn chain(&mut self, name: Arc<str>) {
+    fn chain(&mut self, name: Chain) {
         self.chains.push(name);
     }
 
-    fn push(&mut self, chain: &Arc<str>, args: Vec<Arg>, target: Target) {
-        self.rules.push(IptRule {
-            chain: chain.clone(),
-            args,
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
+        let first_arg = self.args.len() as u32;
+        self.args.extend(args);
+        self.rules.push(Rule {
+            chain,
+            first_arg,
+            n_args: self.args.len() as u32 - first_arg,
             target,
         });
     }
 
+    fn view<'a>(&'a self, r: &'a Rule) -> RuleRef<'a> {
+        RuleRef {
+            chain: &r.chain,
+            args: &self.args[r.first_arg as usize..(r.first_arg + r.n_args) as usize],
+            target: &r.target,
+        }
+    }
+
+    /// Every rule, in the order kube-proxy wrote them.
+    pub fn rules(&self) -> impl Iterator<Item = RuleRef<'_>> {
+        self.rules.iter().map(|r| self.view(r))
+    }
+
     /// The rules of one chain, in order.
-    pub fn chain_rules(&self, chain: &str) -> impl Iterator<Item = &IptRule> {
+    pub fn chain_rules(&self, chain: &Chain) -> impl Iterator<Item = RuleRef<'_>> {
         let index = self.index.get_or_init(|| {
-            let mut m: HashMap<Arc<str>, Vec<u32>> = HashMap::new();
+            let mut m: HashMap<Chain, Vec<u32>> = HashMap::new();
             for (i, r) in self.rules.iter().enumerate() {
                 m.entry(r.chain.clone()).or_default().push(i as u32);
             }
@@ -276,7 +542,7 @@ impl IptTable {
             .get(chain)
             .into_iter()
             .flatten()
-            .map(|&i| &self.rules[i as usize])
+            .map(|&i| self.view(&self.rules[i as usize]))
     }
 
     /// Number of `-A` rules (kube-proxy's `sync_proxy_rules_iptables_total` counts these).
@@ -292,10 +558,22 @@ pub struct IptablesRules {
     pub filter: IptTable,
     pub nat: IptTable,
     pub large_cluster_mode: bool,
+    /// The family model the rules' service-port names refer to.
+    pub model: Arc<FamilyModel>,
 }
 
-fn chain(s: &str) -> Arc<str> {
-    Arc::from(s)
+impl IptablesRules {
+    /// Tables with only the built-in chains (what `iptables-save` shows where kube-proxy
+    /// wrote nothing).
+    pub fn empty(family: Family) -> IptablesRules {
+        IptablesRules {
+            family,
+            filter: IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"]),
+            nat: IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
+            large_cluster_mode: false,
+            model: Arc::new(FamilyModel::empty(family)),
+        }
+    }
 }
 
 pub const KUBE_SERVICES: &str = "KUBE-SERVICES";
@@ -307,126 +585,144 @@ pub const KUBE_FORWARD: &str = "KUBE-FORWARD";
 pub const KUBE_PROXY_FIREWALL: &str = "KUBE-PROXY-FIREWALL";
 pub const KUBE_FIREWALL: &str = "KUBE-FIREWALL";
 
-/// Builds the rules of one node and family.
-pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> IptablesRules {
-    let mark: Arc<str> = ctx.masq_mark.clone();
-    let c_services = chain(KUBE_SERVICES);
-    let c_ext_services = chain(KUBE_EXTERNAL_SERVICES);
-    let c_nodeports = chain(KUBE_NODEPORTS);
-    let c_post = chain(KUBE_POSTROUTING);
-    let c_markmasq = chain(KUBE_MARK_MASQ);
-    let c_forward = chain(KUBE_FORWARD);
-    let c_proxy_fw = chain(KUBE_PROXY_FIREWALL);
-    let c_firewall = chain(KUBE_FIREWALL);
+const C_SERVICES: Chain = Chain::Fixed(KUBE_SERVICES);
+const C_EXT_SERVICES: Chain = Chain::Fixed(KUBE_EXTERNAL_SERVICES);
+const C_NODEPORTS: Chain = Chain::Fixed(KUBE_NODEPORTS);
+const C_POSTROUTING: Chain = Chain::Fixed(KUBE_POSTROUTING);
+const C_MARK_MASQ: Chain = Chain::Fixed(KUBE_MARK_MASQ);
+const C_FORWARD: Chain = Chain::Fixed(KUBE_FORWARD);
+const C_PROXY_FIREWALL: Chain = Chain::Fixed(KUBE_PROXY_FIREWALL);
+const C_FIREWALL: Chain = Chain::Fixed(KUBE_FIREWALL);
 
+fn cm(s: &'static str) -> Arg {
+    Arg::Comment(Comment::Static(s), true)
+}
+
+/// Builds the rules of one node and family.
+pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
+    let mark: Arc<str> = ctx.masq_mark.clone();
     let mut filter = IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"]);
     let mut nat = IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
+    // Most services write about a dozen rules of a few arguments each.
+    filter.rules.reserve(64);
+    nat.rules
+        .reserve(64 + model.ports.len() * 4 + model.total_endpoints * 3);
+    nat.args
+        .reserve(64 + model.ports.len() * 8 + model.total_endpoints * 4);
+    nat.chains
+        .reserve(8 + model.ports.len() * 2 + model.total_endpoints);
     for c in [
-        &c_services,
-        &c_ext_services,
-        &c_forward,
-        &c_nodeports,
-        &c_proxy_fw,
+        C_SERVICES,
+        C_EXT_SERVICES,
+        C_FORWARD,
+        C_NODEPORTS,
+        C_PROXY_FIREWALL,
     ] {
-        filter.chain(c.clone());
+        filter.chain(c);
     }
-    for c in [&c_services, &c_nodeports, &c_post, &c_markmasq] {
-        nat.chain(c.clone());
+    for c in [C_SERVICES, C_NODEPORTS, C_POSTROUTING, C_MARK_MASQ] {
+        nat.chain(c);
     }
     let is_ipv6 = ctx.family == Family::IPv6;
     // KUBE-FIREWALL is kubelet's chain; kube-proxy only fills it in for IPv4 localhost
     // NodePorts, but ensures the (possibly empty) chain and its jumps either way.
     let writes_kubelet_firewall = !is_ipv6 && ctx.localhost_nodeports;
     if !writes_kubelet_firewall {
-        filter.chain(c_firewall.clone());
+        filter.chain(C_FIREWALL);
     }
 
     // Jumps from the built-in chains, as EnsureRule(Prepend) leaves them: the last one
     // ensured comes first. kubelet created KUBE-FIREWALL's jumps before kube-proxy ran.
     let new = || Arg::CtState("NEW", false);
-    let cm = |s: &str| Arg::Comment(Arc::from(s), true);
+    let input = Chain::Fixed("INPUT");
+    let forward = Chain::Fixed("FORWARD");
+    let output = Chain::Fixed("OUTPUT");
     // filter INPUT
     filter.push(
-        &chain("INPUT"),
-        vec![new(), cm("kubernetes load balancer firewall")],
-        Target::Jump(c_proxy_fw.clone()),
+        input.clone(),
+        [new(), cm("kubernetes load balancer firewall")],
+        Target::Jump(C_PROXY_FIREWALL),
     );
     filter.push(
-        &chain("INPUT"),
-        vec![cm("kubernetes health check service ports")],
-        Target::Jump(c_nodeports.clone()),
+        input.clone(),
+        [cm("kubernetes health check service ports")],
+        Target::Jump(C_NODEPORTS),
     );
     filter.push(
-        &chain("INPUT"),
-        vec![new(), cm("kubernetes externally-visible service portals")],
-        Target::Jump(c_ext_services.clone()),
+        input.clone(),
+        [new(), cm("kubernetes externally-visible service portals")],
+        Target::Jump(C_EXT_SERVICES),
     );
-    filter.push(&chain("INPUT"), vec![], Target::Jump(c_firewall.clone()));
+    filter.push(input, [], Target::Jump(C_FIREWALL));
     // filter FORWARD
     filter.push(
-        &chain("FORWARD"),
-        vec![new(), cm("kubernetes load balancer firewall")],
-        Target::Jump(c_proxy_fw.clone()),
+        forward.clone(),
+        [new(), cm("kubernetes load balancer firewall")],
+        Target::Jump(C_PROXY_FIREWALL),
     );
     filter.push(
-        &chain("FORWARD"),
-        vec![cm("kubernetes forwarding rules")],
-        Target::Jump(c_forward.clone()),
+        forward.clone(),
+        [cm("kubernetes forwarding rules")],
+        Target::Jump(C_FORWARD),
     );
     filter.push(
-        &chain("FORWARD"),
-        vec![new(), cm("kubernetes service portals")],
-        Target::Jump(c_services.clone()),
+        forward.clone(),
+        [new(), cm("kubernetes service portals")],
+        Target::Jump(C_SERVICES),
     );
     filter.push(
-        &chain("FORWARD"),
-        vec![new(), cm("kubernetes externally-visible service portals")],
-        Target::Jump(c_ext_services.clone()),
+        forward,
+        [new(), cm("kubernetes externally-visible service portals")],
+        Target::Jump(C_EXT_SERVICES),
     );
     // filter OUTPUT
     filter.push(
-        &chain("OUTPUT"),
-        vec![new(), cm("kubernetes load balancer firewall")],
-        Target::Jump(c_proxy_fw.clone()),
+        output.clone(),
+        [new(), cm("kubernetes load balancer firewall")],
+        Target::Jump(C_PROXY_FIREWALL),
     );
     filter.push(
-        &chain("OUTPUT"),
-        vec![new(), cm("kubernetes service portals")],
-        Target::Jump(c_services.clone()),
+        output.clone(),
+        [new(), cm("kubernetes service portals")],
+        Target::Jump(C_SERVICES),
     );
-    filter.push(&chain("OUTPUT"), vec![], Target::Jump(c_firewall.clone()));
+    filter.push(output, [], Target::Jump(C_FIREWALL));
     // nat
     nat.push(
-        &chain("PREROUTING"),
-        vec![cm("kubernetes service portals")],
-        Target::Jump(c_services.clone()),
+        Chain::Fixed("PREROUTING"),
+        [cm("kubernetes service portals")],
+        Target::Jump(C_SERVICES),
     );
     nat.push(
-        &chain("OUTPUT"),
-        vec![cm("kubernetes service portals")],
-        Target::Jump(c_services.clone()),
+        Chain::Fixed("OUTPUT"),
+        [cm("kubernetes service portals")],
+        Target::Jump(C_SERVICES),
     );
     nat.push(
-        &chain("POSTROUTING"),
-        vec![cm("kubernetes postrouting rules")],
-        Target::Jump(c_post.clone()),
+        Chain::Fixed("POSTROUTING"),
+        [cm("kubernetes postrouting rules")],
+        Target::Jump(C_POSTROUTING),
     );
 
     // KUBE-POSTROUTING and KUBE-MARK-MASQ.
-    nat.push(&c_post, vec![Arg::Mark(mark.clone(), true)], Target::Return);
-    nat.push(&c_post, vec![], Target::MarkXor(mark.clone()));
     nat.push(
-        &c_post,
-        vec![cm("kubernetes service traffic requiring SNAT")],
+        C_POSTROUTING,
+        [Arg::Mark(mark.clone(), true)],
+        Target::Return,
+    );
+    nat.push(C_POSTROUTING, [], Target::MarkXor(mark.clone()));
+    nat.push(
+        C_POSTROUTING,
+        [cm("kubernetes service traffic requiring SNAT")],
         Target::Masquerade { random_fully: true },
     );
-    nat.push(&c_markmasq, vec![], Target::MarkOr(mark.clone()));
+    nat.push(C_MARK_MASQ, [], Target::MarkOr(mark.clone()));
 
     if writes_kubelet_firewall {
-        filter.chain(c_firewall.clone());
+        filter.chain(C_FIREWALL);
         filter.push(
-            &c_firewall,
-            vec![
+            C_FIREWALL,
+            [
                 cm("block incoming localnet connections"),
                 Arg::Dst(Addr::Net(net("127.0.0.0/8")), false),
                 Arg::Src(Addr::Net(net("127.0.0.0/8")), true),
@@ -437,19 +733,21 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> IptablesRules {
     }
 
     let large = model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
-    for sp in &model.ports {
-        write_service(&mut filter, &mut nat, sp, ctx, large, &c_markmasq);
+    let mut w = ServiceWriter {
+        filter: &mut filter,
+        nat: &mut nat,
+        ctx,
+        large,
+        if_local: ctx.local_detector.ipt_if_local(),
+        if_not_local: ctx.local_detector.ipt_if_not_local(),
+    };
+    for (i, sp) in model.ports.iter().enumerate() {
+        w.write_service(i as u32, sp);
     }
 
     // Finally, the tail-call to KUBE-NODEPORTS.
-    let np_comment = || {
-        Arg::Comment(
-            Arc::from(
-                "kubernetes service nodeports; NOTE: this must be the last rule in this chain",
-            ),
-            true,
-        )
-    };
+    let np_comment =
+        || cm("kubernetes service nodeports; NOTE: this must be the last rule in this chain");
     if ctx.nodeport.match_all {
         let mut args = vec![np_comment(), Arg::DstTypeLocal(false)];
         if is_ipv6 {
@@ -457,38 +755,34 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> IptablesRules {
         } else if !ctx.localhost_nodeports {
             args.push(Arg::Dst(Addr::Net(net("127.0.0.0/8")), true));
         }
-        nat.push(&c_services, args, Target::Jump(c_nodeports.clone()));
+        nat.push(C_SERVICES, args, Target::Jump(C_NODEPORTS));
     } else {
         for ip in ctx.nodeport_ips() {
             if ip.is_loopback() && (is_ipv6 || !ctx.localhost_nodeports) {
                 continue;
             }
             nat.push(
-                &c_services,
-                vec![np_comment(), Arg::Dst(Addr::Ip(ip), false)],
-                Target::Jump(c_nodeports.clone()),
+                C_SERVICES,
+                [np_comment(), Arg::Dst(Addr::Ip(ip), false)],
+                Target::Jump(C_NODEPORTS),
             );
         }
     }
 
     if !ctx.conntrack_tcp_liberal {
-        filter.push(
-            &c_forward,
-            vec![Arg::CtState("INVALID", false)],
-            Target::Drop,
-        );
+        filter.push(C_FORWARD, [Arg::CtState("INVALID", false)], Target::Drop);
     }
     filter.push(
-        &c_forward,
-        vec![
+        C_FORWARD,
+        [
             cm("kubernetes forwarding rules"),
             Arg::Mark(mark.clone(), false),
         ],
         Target::Accept,
     );
     filter.push(
-        &c_forward,
-        vec![
+        C_FORWARD,
+        [
             cm("kubernetes forwarding conntrack rule"),
             Arg::CtState("RELATED,ESTABLISHED", false),
         ],
@@ -500,6 +794,7 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> IptablesRules {
         filter,
         nat,
         large_cluster_mode: large,
+        model: model.clone(),
     }
 }
 
@@ -507,359 +802,357 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("static CIDR")
 }
 
-fn write_service(
-    filter: &mut IptTable,
-    nat: &mut IptTable,
-    sp: &ServicePortInfo,
-    ctx: &NodeCtx,
+/// Writes the rules of each service port into the two tables.
+struct ServiceWriter<'a> {
+    filter: &'a mut IptTable,
+    nat: &'a mut IptTable,
+    ctx: &'a NodeCtx,
     large: bool,
-    c_markmasq: &Arc<str>,
-) {
-    let proto = sp.proto;
-    let name = &sp.name;
-    let cat = categorize(sp, &ctx.node);
-    let cluster_chain: Arc<str> = format!("KUBE-SVC-{}", sp.ipt_hash).into();
-    let local_chain: Arc<str> = format!("KUBE-SVL-{}", sp.ipt_hash).into();
-    let ext_chain: Arc<str> = format!("KUBE-EXT-{}", sp.ipt_hash).into();
-    let fw_chain: Arc<str> = format!("KUBE-FW-{}", sp.ipt_hash).into();
-    let has_endpoints = cat.has_any;
-    let uses_cluster_chain = !cat.cluster.is_empty() && sp.uses_cluster_endpoints();
-    let uses_local_chain = !cat.local.is_empty() && sp.uses_local_endpoints();
+    if_local: Option<Arg>,
+    if_not_local: Option<Arg>,
+}
 
-    let mut internal_chain = cluster_chain.clone();
-    let mut has_internal = has_endpoints;
-    if sp.internal_policy_local {
-        internal_chain = local_chain.clone();
-        if cat.local.is_empty() {
-            has_internal = false;
+impl ServiceWriter<'_> {
+    fn write_service(&mut self, i: u32, sp: &ServicePortInfo) {
+        let (filter, nat, ctx) = (&mut *self.filter, &mut *self.nat, self.ctx);
+        let proto = sp.proto;
+        let cat = categorize(sp, &ctx.node);
+        let cluster_chain = Chain::Svc(i);
+        let local_chain = Chain::Svl(i);
+        let ext_chain = Chain::Ext(i);
+        let fw_chain = Chain::Fw(i);
+        let has_endpoints = cat.has_any;
+        let cluster_empty = cat.cluster_is_empty();
+        let local_empty = cat.local_is_empty();
+        let uses_cluster_chain = !cluster_empty && sp.uses_cluster_endpoints();
+        let uses_local_chain = !local_empty && sp.uses_local_endpoints();
+
+        let mut internal_chain = cluster_chain.clone();
+        let mut has_internal = has_endpoints;
+        if sp.internal_policy_local {
+            internal_chain = local_chain.clone();
+            if local_empty {
+                has_internal = false;
+            }
         }
-    }
-    let mut external_policy_chain = cluster_chain.clone();
-    let mut has_external = has_endpoints;
-    if sp.external_policy_local {
-        external_policy_chain = local_chain.clone();
-        if cat.local.is_empty() {
-            has_external = false;
+        let mut external_policy_chain = cluster_chain.clone();
+        let mut has_external = has_endpoints;
+        if sp.external_policy_local {
+            external_policy_chain = local_chain.clone();
+            if local_empty {
+                has_external = false;
+            }
         }
-    }
-    let uses_ext_chain = has_endpoints && sp.externally_accessible();
-    let uses_fw_chain = has_endpoints && !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty();
-    let lb_chain = if uses_fw_chain {
-        fw_chain.clone()
-    } else {
-        ext_chain.clone()
-    };
+        let uses_ext_chain = has_endpoints && sp.externally_accessible();
+        let uses_fw_chain =
+            has_endpoints && !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty();
+        let lb_chain = if uses_fw_chain {
+            fw_chain.clone()
+        } else {
+            ext_chain.clone()
+        };
 
-    let (int_target, int_comment, ext_target, ext_comment);
-    if !has_endpoints {
-        let c: Arc<str> = format!("{name} has no endpoints").into();
-        int_target = Target::Reject;
-        int_comment = c.clone();
-        ext_target = Target::Reject;
-        ext_comment = c;
-    } else {
-        let c: Arc<str> = format!("{name} has no local endpoints").into();
-        int_target = Target::Drop;
-        int_comment = c.clone();
-        ext_target = Target::Drop;
-        ext_comment = c;
-    }
+        let (int_target, ext_target, blocked) = if !has_endpoints {
+            (Target::Reject, Target::Reject, PortComment::NoEndpoints)
+        } else {
+            (Target::Drop, Target::Drop, PortComment::NoLocalEndpoints)
+        };
+        let q = |what: PortComment| Arg::Comment(Comment::Port(i, what), true);
 
-    let q = |s: String| Arg::Comment(Arc::from(s), true);
-    let svcs = chain(KUBE_SERVICES);
-    let ext_svcs = chain(KUBE_EXTERNAL_SERVICES);
-    let nodeports = chain(KUBE_NODEPORTS);
-
-    // Capture the clusterIP.
-    if has_internal {
-        nat.push(
-            &svcs,
-            vec![
-                q(format!("{name} cluster IP")),
-                Arg::Proto(proto),
-                Arg::Dst(Addr::Ip(sp.cluster_ip), false),
-                Arg::DPort(sp.port),
-            ],
-            Target::Jump(internal_chain.clone()),
-        );
-    } else {
-        filter.push(
-            &svcs,
-            vec![
-                Arg::Comment(int_comment.clone(), true),
-                Arg::Proto(proto),
-                Arg::Dst(Addr::Ip(sp.cluster_ip), false),
-                Arg::DPort(sp.port),
-            ],
-            int_target.clone(),
-        );
-    }
-
-    // Capture externalIPs.
-    for &eip in &sp.external_ips {
-        if has_endpoints {
+        // Capture the clusterIP.
+        if has_internal {
             nat.push(
-                &svcs,
-                vec![
-                    q(format!("{name} external IP")),
+                C_SERVICES,
+                [
+                    q(PortComment::ClusterIp),
                     Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(eip), false),
+                    Arg::Dst(Addr::Ip(sp.cluster_ip), false),
                     Arg::DPort(sp.port),
                 ],
-                Target::Jump(ext_chain.clone()),
-            );
-        }
-        if !has_external {
-            filter.push(
-                &ext_svcs,
-                vec![
-                    Arg::Comment(ext_comment.clone(), true),
-                    Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(eip), false),
-                    Arg::DPort(sp.port),
-                ],
-                ext_target.clone(),
-            );
-        }
-    }
-
-    // Capture load-balancer ingress.
-    for &lbip in &sp.lb_vips {
-        if has_endpoints {
-            nat.push(
-                &svcs,
-                vec![
-                    q(format!("{name} loadbalancer IP")),
-                    Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(lbip), false),
-                    Arg::DPort(sp.port),
-                ],
-                Target::Jump(lb_chain.clone()),
-            );
-        }
-        if uses_fw_chain {
-            filter.push(
-                &chain(KUBE_PROXY_FIREWALL),
-                vec![
-                    q(format!("{name} traffic not accepted by {fw_chain}")),
-                    Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(lbip), false),
-                    Arg::DPort(sp.port),
-                ],
-                Target::Drop,
-            );
-        }
-    }
-    if !has_external {
-        for &lbip in &sp.lb_vips {
-            filter.push(
-                &ext_svcs,
-                vec![
-                    Arg::Comment(ext_comment.clone(), true),
-                    Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(lbip), false),
-                    Arg::DPort(sp.port),
-                ],
-                ext_target.clone(),
-            );
-        }
-    }
-
-    // Capture nodeports. (The nfacct localhost counter rule is not written: knetsim models
-    // a host where the nfacct counters could not be created, which kube-proxy tolerates.)
-    if sp.node_port != 0 {
-        if has_endpoints {
-            nat.push(
-                &nodeports,
-                vec![
-                    Arg::Comment(name.clone(), false),
-                    Arg::Proto(proto),
-                    Arg::DPort(sp.node_port),
-                ],
-                Target::Jump(ext_chain.clone()),
-            );
-        }
-        if !has_external {
-            filter.push(
-                &ext_svcs,
-                vec![
-                    Arg::Comment(ext_comment.clone(), true),
-                    Arg::DstTypeLocal(false),
-                    Arg::Proto(proto),
-                    Arg::DPort(sp.node_port),
-                ],
-                ext_target.clone(),
-            );
-        }
-    }
-
-    // Capture healthCheckNodePorts.
-    if sp.health_check_node_port != 0 {
-        filter.push(
-            &nodeports,
-            vec![
-                q(format!("{name} health check node port")),
-                Arg::Proto(Proto::Tcp),
-                Arg::DPort(sp.health_check_node_port),
-            ],
-            Target::Accept,
-        );
-    }
-
-    // Internal traffic handling.
-    if has_internal {
-        let base = vec![
-            q(format!("{name} cluster IP")),
-            Arg::Proto(proto),
-            Arg::Dst(Addr::Ip(sp.cluster_ip), false),
-            Arg::DPort(sp.port),
-        ];
-        if ctx.masquerade_all {
-            nat.push(&internal_chain, base, Target::Jump(c_markmasq.clone()));
-        } else if let Some(arg) = ctx.local_detector.ipt_if_not_local() {
-            let mut args = base;
-            args.push(arg);
-            nat.push(&internal_chain, args, Target::Jump(c_markmasq.clone()));
-        }
-    }
-
-    // External traffic handling.
-    if uses_ext_chain {
-        nat.chain(ext_chain.clone());
-        if !sp.external_policy_local {
-            nat.push(
-                &ext_chain,
-                vec![q(format!(
-                    "masquerade traffic for {name} external destinations"
-                ))],
-                Target::Jump(c_markmasq.clone()),
+                Target::Jump(internal_chain.clone()),
             );
         } else {
-            if let Some(arg) = ctx.local_detector.ipt_if_local() {
-                nat.push(
-                    &ext_chain,
-                    vec![
-                        q(format!("pod traffic for {name} external destinations")),
-                        arg,
-                    ],
-                    Target::Jump(cluster_chain.clone()),
-                );
-            }
-            nat.push(
-                &ext_chain,
-                vec![
-                    q(format!(
-                        "masquerade LOCAL traffic for {name} external destinations"
-                    )),
-                    Arg::SrcTypeLocal,
+            filter.push(
+                C_SERVICES,
+                [
+                    q(blocked),
+                    Arg::Proto(proto),
+                    Arg::Dst(Addr::Ip(sp.cluster_ip), false),
+                    Arg::DPort(sp.port),
                 ],
-                Target::Jump(c_markmasq.clone()),
-            );
-            nat.push(
-                &ext_chain,
-                vec![
-                    q(format!(
-                        "route LOCAL traffic for {name} external destinations"
-                    )),
-                    Arg::SrcTypeLocal,
-                ],
-                Target::Jump(cluster_chain.clone()),
+                int_target,
             );
         }
-        if has_external {
-            nat.push(
-                &ext_chain,
-                vec![],
-                Target::Jump(external_policy_chain.clone()),
-            );
-        }
-    }
 
-    // Firewall chain.
-    if uses_fw_chain {
-        nat.chain(fw_chain.clone());
-        let c = || q(format!("{name} loadbalancer IP"));
-        let mut allow_from_node = false;
-        for cidr in &sp.lb_source_ranges {
-            nat.push(
-                &fw_chain,
-                vec![c(), Arg::Src(Addr::Net(*cidr), false)],
-                Target::Jump(ext_chain.clone()),
-            );
-            if ctx.node_ip.is_some_and(|ip| cidr.contains(&ip)) {
-                allow_from_node = true;
-            }
-        }
-        if allow_from_node {
-            for &lbip in &sp.lb_vips {
+        // Capture externalIPs.
+        for &eip in &sp.external_ips {
+            if has_endpoints {
                 nat.push(
-                    &fw_chain,
-                    vec![c(), Arg::Src(Addr::Ip(lbip), false)],
+                    C_SERVICES,
+                    [
+                        q(PortComment::ExternalIp),
+                        Arg::Proto(proto),
+                        Arg::Dst(Addr::Ip(eip), false),
+                        Arg::DPort(sp.port),
+                    ],
                     Target::Jump(ext_chain.clone()),
                 );
             }
+            if !has_external {
+                filter.push(
+                    C_EXT_SERVICES,
+                    [
+                        q(blocked),
+                        Arg::Proto(proto),
+                        Arg::Dst(Addr::Ip(eip), false),
+                        Arg::DPort(sp.port),
+                    ],
+                    ext_target.clone(),
+                );
+            }
         }
-        nat.push(
-            &fw_chain,
-            vec![q(format!(
-                "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"
-            ))],
-            Target::None,
-        );
-    }
 
-    if uses_cluster_chain {
-        nat.chain(cluster_chain.clone());
-        write_endpoint_jumps(nat, sp, &cluster_chain, &cat.cluster, large);
-    }
-    if uses_local_chain {
-        nat.chain(local_chain.clone());
-        write_endpoint_jumps(nat, sp, &local_chain, &cat.local, large);
-    }
+        // Capture load-balancer ingress.
+        for &lbip in &sp.lb_vips {
+            if has_endpoints {
+                nat.push(
+                    C_SERVICES,
+                    [
+                        q(PortComment::LoadBalancerIp),
+                        Arg::Proto(proto),
+                        Arg::Dst(Addr::Ip(lbip), false),
+                        Arg::DPort(sp.port),
+                    ],
+                    Target::Jump(lb_chain.clone()),
+                );
+            }
+            if uses_fw_chain {
+                filter.push(
+                    C_PROXY_FIREWALL,
+                    [
+                        q(PortComment::NotAcceptedByFirewall),
+                        Arg::Proto(proto),
+                        Arg::Dst(Addr::Ip(lbip), false),
+                        Arg::DPort(sp.port),
+                    ],
+                    Target::Drop,
+                );
+            }
+        }
+        if !has_external {
+            for &lbip in &sp.lb_vips {
+                filter.push(
+                    C_EXT_SERVICES,
+                    [
+                        q(blocked),
+                        Arg::Proto(proto),
+                        Arg::Dst(Addr::Ip(lbip), false),
+                        Arg::DPort(sp.port),
+                    ],
+                    ext_target.clone(),
+                );
+            }
+        }
 
-    // Per-endpoint chains.
-    for ep in &cat.all_reachable {
-        let sep = ep.sep_chain.clone();
-        nat.chain(sep.clone());
-        let mut args = Vec::with_capacity(5);
-        if !large {
-            args.push(Arg::Comment(name.clone(), false));
+        // Capture nodeports. (The nfacct localhost counter rule is not written: knetsim
+        // models a host where the nfacct counters could not be created, which kube-proxy
+        // tolerates.)
+        if sp.node_port != 0 {
+            if has_endpoints {
+                nat.push(
+                    C_NODEPORTS,
+                    [
+                        Arg::Comment(Comment::Port(i, PortComment::Name), false),
+                        Arg::Proto(proto),
+                        Arg::DPort(sp.node_port),
+                    ],
+                    Target::Jump(ext_chain.clone()),
+                );
+            }
+            if !has_external {
+                filter.push(
+                    C_EXT_SERVICES,
+                    [
+                        q(blocked),
+                        Arg::DstTypeLocal(false),
+                        Arg::Proto(proto),
+                        Arg::DPort(sp.node_port),
+                    ],
+                    ext_target.clone(),
+                );
+            }
         }
-        let mut hairpin = args.clone();
-        hairpin.push(Arg::Src(Addr::Ip(ep.ip), false));
-        nat.push(&sep, hairpin, Target::Jump(c_markmasq.clone()));
-        if sp.affinity_seconds.is_some() {
-            args.push(Arg::RecentSet(sep.clone()));
+
+        // Capture healthCheckNodePorts.
+        if sp.health_check_node_port != 0 {
+            filter.push(
+                C_NODEPORTS,
+                [
+                    q(PortComment::HealthCheckNodePort),
+                    Arg::Proto(Proto::Tcp),
+                    Arg::DPort(sp.health_check_node_port),
+                ],
+                Target::Accept,
+            );
         }
-        args.push(Arg::Proto(proto));
-        nat.push(&sep, args, Target::Dnat(ep.addr.clone()));
+
+        // Internal traffic handling.
+        if has_internal {
+            let base = [
+                q(PortComment::ClusterIp),
+                Arg::Proto(proto),
+                Arg::Dst(Addr::Ip(sp.cluster_ip), false),
+                Arg::DPort(sp.port),
+            ];
+            if ctx.masquerade_all {
+                nat.push(internal_chain.clone(), base, Target::Jump(C_MARK_MASQ));
+            } else if let Some(arg) = &self.if_not_local {
+                nat.push(
+                    internal_chain.clone(),
+                    base.into_iter().chain([arg.clone()]),
+                    Target::Jump(C_MARK_MASQ),
+                );
+            }
+        }
+
+        // External traffic handling.
+        if uses_ext_chain {
+            nat.chain(ext_chain.clone());
+            if !sp.external_policy_local {
+                nat.push(
+                    ext_chain.clone(),
+                    [q(PortComment::MasqueradeExternal)],
+                    Target::Jump(C_MARK_MASQ),
+                );
+            } else {
+                if let Some(arg) = &self.if_local {
+                    nat.push(
+                        ext_chain.clone(),
+                        [q(PortComment::PodExternal), arg.clone()],
+                        Target::Jump(cluster_chain.clone()),
+                    );
+                }
+                nat.push(
+                    ext_chain.clone(),
+                    [q(PortComment::MasqueradeLocalExternal), Arg::SrcTypeLocal],
+                    Target::Jump(C_MARK_MASQ),
+                );
+                nat.push(
+                    ext_chain.clone(),
+                    [q(PortComment::RouteLocalExternal), Arg::SrcTypeLocal],
+                    Target::Jump(cluster_chain.clone()),
+                );
+            }
+            if has_external {
+                nat.push(
+                    ext_chain.clone(),
+                    [],
+                    Target::Jump(external_policy_chain.clone()),
+                );
+            }
+        }
+
+        // Firewall chain.
+        if uses_fw_chain {
+            nat.chain(fw_chain.clone());
+            let mut allow_from_node = false;
+            for cidr in &sp.lb_source_ranges {
+                nat.push(
+                    fw_chain.clone(),
+                    [
+                        q(PortComment::LoadBalancerIp),
+                        Arg::Src(Addr::Net(*cidr), false),
+                    ],
+                    Target::Jump(ext_chain.clone()),
+                );
+                if ctx.node_ip.is_some_and(|ip| cidr.contains(&ip)) {
+                    allow_from_node = true;
+                }
+            }
+            if allow_from_node {
+                for &lbip in &sp.lb_vips {
+                    nat.push(
+                        fw_chain.clone(),
+                        [
+                            q(PortComment::LoadBalancerIp),
+                            Arg::Src(Addr::Ip(lbip), false),
+                        ],
+                        Target::Jump(ext_chain.clone()),
+                    );
+                }
+            }
+            nat.push(
+                fw_chain.clone(),
+                [q(PortComment::OtherTrafficDropped)],
+                Target::None,
+            );
+        }
+
+        if uses_cluster_chain {
+            nat.chain(cluster_chain.clone());
+            endpoint_jumps(nat, self.large, i, sp, &cluster_chain, cat.cluster());
+        }
+        if uses_local_chain {
+            nat.chain(local_chain.clone());
+            endpoint_jumps(nat, self.large, i, sp, &local_chain, cat.local());
+        }
+
+        // Per-endpoint chains.
+        for (j, _) in cat.all_reachable() {
+            let sep = Chain::Sep(i, j);
+            nat.chain(sep.clone());
+            let comment =
+                (!self.large).then_some(Arg::Comment(Comment::Port(i, PortComment::Name), false));
+            nat.push(
+                sep.clone(),
+                comment.clone().into_iter().chain([Arg::SrcEndpoint(i, j)]),
+                Target::Jump(C_MARK_MASQ),
+            );
+            let set = sp.affinity_seconds.map(|_| Arg::RecentSet(sep.clone()));
+            nat.push(
+                sep,
+                comment.into_iter().chain(set).chain([Arg::Proto(proto)]),
+                Target::Dnat(DnatTo::Endpoint(i, j)),
+            );
+        }
     }
 }
 
-fn write_endpoint_jumps(
+/// The jumps from a service chain to its endpoints' chains: affinity checks first, then one
+/// jump per endpoint with the probability that spreads new connections evenly.
+fn endpoint_jumps<'e>(
     nat: &mut IptTable,
-    sp: &ServicePortInfo,
-    svc_chain: &Arc<str>,
-    endpoints: &[&super::model::EndpointInfo],
     large: bool,
+    i: u32,
+    sp: &ServicePortInfo,
+    svc_chain: &Chain,
+    endpoints: impl Iterator<Item = (u32, &'e super::model::EndpointInfo)> + Clone,
 ) {
-    let comment = |addr: &str| -> Option<Arg> {
-        (!large).then(|| Arg::Comment(Arc::from(format!("{} -> {addr}", sp.name)), true))
+    let comment = |j: u32| -> Option<Arg> {
+        (!large).then_some(Arg::Comment(
+            Comment::Port(i, PortComment::Endpoint(j)),
+            true,
+        ))
     };
     if let Some(secs) = sp.affinity_seconds {
-        for ep in endpoints {
-            let mut args: Vec<Arg> = comment(&ep.addr).into_iter().collect();
-            args.push(Arg::RecentCheck(ep.sep_chain.clone(), secs));
-            nat.push(svc_chain, args, Target::Jump(ep.sep_chain.clone()));
+        for (j, _) in endpoints.clone() {
+            nat.push(
+                svc_chain.clone(),
+                comment(j)
+                    .into_iter()
+                    .chain([Arg::RecentCheck(Chain::Sep(i, j), secs)]),
+                Target::Jump(Chain::Sep(i, j)),
+            );
         }
     }
-    let n = endpoints.len();
-    for (i, ep) in endpoints.iter().enumerate() {
-        let mut args: Vec<Arg> = comment(&ep.addr).into_iter().collect();
-        if i < n - 1 {
-            args.push(Arg::Statistic(Arc::from(names::probability(n - i))));
-        }
-        nat.push(svc_chain, args, Target::Jump(ep.sep_chain.clone()));
+    let n = endpoints.clone().count();
+    for (k, (j, _)) in endpoints.enumerate() {
+        let stat = (k < n - 1).then(|| Arg::Statistic((n - k) as u32));
+        nat.push(
+            svc_chain.clone(),
+            comment(j).into_iter().chain(stat),
+            Target::Jump(Chain::Sep(i, j)),
+        );
     }
 }
 
@@ -867,34 +1160,55 @@ fn write_endpoint_jumps(
 /// built-in chains and kube-proxy's jumps from them as `iptables-save` shows them, followed by
 /// `extra_nat` (egress masquerade rules of other agents on the node).
 pub fn render(r: &IptablesRules, extra_nat_chains: &[Arc<str>], extra_nat: &[IptRule]) -> String {
-    let mut out = String::with_capacity(256 + (r.filter.rules.len() + r.nat.rules.len()) * 120);
+    let model = Some(&*r.model);
+    // Generous: memory reserved but never written costs nothing, a regrown buffer costs a
+    // copy of everything written so far.
+    let mut out = String::with_capacity(
+        4096 + (r.filter.rules.len() + r.nat.rules.len() + extra_nat.len()) * 160
+            + (r.filter.chains.len() + r.nat.chains.len()) * 48,
+    );
     for (name, t, extra_chains, extra_rules) in [
         ("filter", &r.filter, &[][..], &[][..]),
         ("nat", &r.nat, extra_nat_chains, extra_nat),
     ] {
-        let _ = writeln!(out, "*{name}");
+        out.push('*');
+        out.push_str(name);
+        out.push('\n');
         for b in &t.builtin {
-            let _ = writeln!(out, ":{b} ACCEPT [0:0]");
+            out.push(':');
+            out.push_str(b);
+            out.push_str(" ACCEPT [0:0]\n");
         }
-        for c in t.chains.iter().chain(extra_chains.iter()) {
-            let _ = writeln!(out, ":{c} - [0:0]");
+        for c in &t.chains {
+            out.push(':');
+            c.push_to(&mut out, model);
+            out.push_str(" - [0:0]\n");
+        }
+        for c in extra_chains {
+            out.push(':');
+            out.push_str(c);
+            out.push_str(" - [0:0]\n");
         }
         // Built-in chains' rules first (kube-proxy's jumps, then other agents' appended ones).
-        let is_builtin = |c: &str| t.builtin.contains(&c);
-        for rule in t.rules.iter().filter(|r| is_builtin(&r.chain)) {
-            rule.render(&mut out);
+        let is_builtin = |c: &Chain| match c {
+            Chain::Fixed(n) => t.builtin.contains(n),
+            Chain::Named(n) => t.builtin.contains(&&**n),
+            _ => false,
+        };
+        for rule in t.rules().filter(|r| is_builtin(r.chain)) {
+            rule.render(&mut out, model);
             out.push('\n');
         }
         for rule in extra_rules.iter().filter(|r| is_builtin(&r.chain)) {
-            rule.render(&mut out);
+            rule.as_ref().render(&mut out, model);
             out.push('\n');
         }
-        for rule in t.rules.iter().filter(|r| !is_builtin(&r.chain)) {
-            rule.render(&mut out);
+        for rule in t.rules().filter(|r| !is_builtin(r.chain)) {
+            rule.render(&mut out, model);
             out.push('\n');
         }
         for rule in extra_rules.iter().filter(|r| !is_builtin(&r.chain)) {
-            rule.render(&mut out);
+            rule.as_ref().render(&mut out, model);
             out.push('\n');
         }
         out.push_str("COMMIT\n");
@@ -922,10 +1236,11 @@ pub struct MatchedRule {
     pub rule: String,
 }
 
-fn rule_matches(rule: &IptRule, p: &PacketCtx, dst: IpAddr) -> bool {
-    for a in &rule.args {
+fn rule_matches(rule: &RuleRef<'_>, model: &FamilyModel, p: &PacketCtx, dst: IpAddr) -> bool {
+    for a in rule.args {
         let ok = match a {
             Arg::Src(addr, neg) => addr.contains(p.src) != *neg,
+            Arg::SrcEndpoint(i, j) => model.ports[*i as usize].endpoints[*j as usize].ip == p.src,
             Arg::SrcTypeLocal => p.src_is_local,
             Arg::Proto(pr) => *pr == p.proto,
             Arg::Dst(addr, neg) => addr.contains(dst) != *neg,
@@ -945,80 +1260,94 @@ fn rule_matches(rule: &IptRule, p: &PacketCtx, dst: IpAddr) -> bool {
     true
 }
 
-fn run_chain(
-    t: &IptTable,
-    table: &'static str,
-    chain: &str,
-    p: &PacketCtx,
-    dst: IpAddr,
-    res: &mut TraceResult,
-    depth: usize,
-) -> bool {
-    if depth > 32 {
-        return false;
-    }
-    for rule in t.chain_rules(chain) {
-        if rule.target == Target::None || !rule_matches(rule, p, dst) {
-            continue;
+struct Tracer<'a> {
+    r: &'a IptablesRules,
+    p: &'a PacketCtx,
+    res: TraceResult,
+}
+
+impl Tracer<'_> {
+    fn run_chain(
+        &mut self,
+        t: &IptTable,
+        table: &'static str,
+        chain: &Chain,
+        dst: IpAddr,
+        depth: usize,
+    ) -> bool {
+        if depth > 32 {
+            return false;
         }
-        res.matches.push(MatchedRule {
-            table,
-            chain: rule.chain.to_string(),
-            rule: rule.to_line(),
-        });
-        match &rule.target {
-            Target::Jump(c) if &**c == KUBE_MARK_MASQ => {
-                res.masq = true;
+        let model = Some(&*self.r.model);
+        for rule in t.chain_rules(chain) {
+            if *rule.target == Target::None || !rule_matches(&rule, &self.r.model, self.p, dst) {
+                continue;
             }
-            Target::Accept => {
-                res.outputs.push("ACCEPT".into());
-                return true;
-            }
-            Target::Reject => {
-                res.outputs.push("REJECT".into());
-                return true;
-            }
-            Target::Drop => {
-                res.outputs.push("DROP".into());
-                return true;
-            }
-            Target::Dnat(d) => {
-                res.outputs.push(d.to_string());
-                return true;
-            }
-            Target::Jump(c) => {
-                let terminated = run_chain(t, table, c, p, dst, res, depth + 1);
-                let probabilistic = rule.args.iter().any(|a| matches!(a, Arg::Statistic(_)));
-                if terminated && !probabilistic {
+            self.res.matches.push(MatchedRule {
+                table,
+                chain: rule.chain.name(model),
+                rule: rule.to_line(model),
+            });
+            match rule.target {
+                Target::Jump(c) if c.is(KUBE_MARK_MASQ) => {
+                    self.res.masq = true;
+                }
+                Target::Accept => {
+                    self.res.outputs.push("ACCEPT".into());
                     return true;
                 }
+                Target::Reject => {
+                    self.res.outputs.push("REJECT".into());
+                    return true;
+                }
+                Target::Drop => {
+                    self.res.outputs.push("DROP".into());
+                    return true;
+                }
+                Target::Dnat(d) => {
+                    let to = match d {
+                        DnatTo::Addr(a) => a.to_string(),
+                        DnatTo::Endpoint(i, j) => self.r.model.ports[*i as usize]
+                            .endpoint_addr(*j)
+                            .to_string(),
+                    };
+                    self.res.outputs.push(to);
+                    return true;
+                }
+                Target::Jump(c) => {
+                    let terminated = self.run_chain(t, table, c, dst, depth + 1);
+                    let probabilistic = rule.args.iter().any(|a| matches!(a, Arg::Statistic(_)));
+                    if terminated && !probabilistic {
+                        return true;
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
+        false
     }
-    false
 }
 
 /// `tracePacket` of `proxier_test.go`: nat PREROUTING, then (with the destination rewritten to
 /// the first DNAT output) filter KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS and
 /// KUBE-PROXY-FIREWALL. POSTROUTING is not run; the masquerade mark stands for it.
 pub fn trace(r: &IptablesRules, p: &PacketCtx) -> TraceResult {
-    let mut res = TraceResult::default();
-    run_chain(&r.nat, "nat", "PREROUTING", p, p.dst, &mut res, 0);
-    let dst = res
+    let mut t = Tracer {
+        r,
+        p,
+        res: TraceResult::default(),
+    };
+    t.run_chain(&r.nat, "nat", &Chain::Fixed("PREROUTING"), p.dst, 0);
+    let dst = t
+        .res
         .outputs
         .first()
         .and_then(|o| super::split_host_port(o).map(|(ip, _)| ip))
         .unwrap_or(p.dst);
-    for c in [
-        KUBE_SERVICES,
-        KUBE_EXTERNAL_SERVICES,
-        KUBE_NODEPORTS,
-        KUBE_PROXY_FIREWALL,
-    ] {
-        run_chain(&r.filter, "filter", c, p, dst, &mut res, 0);
+    for c in [C_SERVICES, C_EXT_SERVICES, C_NODEPORTS, C_PROXY_FIREWALL] {
+        t.run_chain(&r.filter, "filter", &c, dst, 0);
     }
-    res
+    t.res
 }
 
 impl LocalDetector {

@@ -7,6 +7,7 @@
 //! - [`model`]: Services and endpoints as the change trackers hand them to the proxier.
 //! - [`iptables`]: iptables mode (rules, `iptables-restore` text, the unit-test tracer).
 //! - [`nftables`]: nftables mode (the `kube-proxy` table, `nft` text, the unit-test tracer).
+//! - [`text`]: writing addresses and numbers into rule text without `core::fmt`.
 //!
 //! `ipvs` mode is not modelled: [`build_rules`] reports it instead of guessing.
 // kube-proxy: cmd/kube-proxy/app/server.go, server_linux.go; pkg/proxy/metaproxier
@@ -14,6 +15,7 @@
 pub mod iptables;
 pub mod model;
 pub mod nftables;
+pub mod text;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -286,9 +288,9 @@ impl std::fmt::Display for RulesError {
 }
 
 /// Generates the rules of one node and family from a prepared family model. This is the
-/// whole per-node cost: no hashing, no Service lookups.
+/// whole per-node cost: no hashing, no Service lookups, no strings.
 pub fn build_rules(
-    model: &FamilyModel,
+    model: &Arc<FamilyModel>,
     ctx: &NodeCtx,
     mode: &str,
 ) -> Result<ProxyRules, RulesError> {

@@ -3,11 +3,15 @@
 //!
 //! Built once per family for the whole cluster; the per-node parts (which endpoints are local,
 //! which node addresses accept NodePorts) are decided later, per node, in [`super::NodeCtx`].
-//! Chain names are hashed here, once, so that generating rules for another node costs no
-//! hashing.
+//! Chain names are hashed here, once per mode and on first use ([`FamilyModel::ipt_names`],
+//! [`FamilyModel::nft_names`]), so that generating rules for another node costs no hashing,
+//! and a cluster running one mode never hashes the other mode's names.
+//!
+//! Nothing here is a string per endpoint: `ip:port` texts are written when rendering, and
+//! iptables endpoint hashes are fixed-size arrays.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use knetsim_control::state::{ClusterState, EndpointSlice, NamespacedName, Service};
@@ -26,12 +30,9 @@ pub enum Proto {
 
 impl Proto {
     pub fn parse(s: &str) -> Option<Proto> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Some(Proto::Tcp),
-            "udp" => Some(Proto::Udp),
-            "sctp" => Some(Proto::Sctp),
-            _ => None,
-        }
+        [Proto::Tcp, Proto::Udp, Proto::Sctp]
+            .into_iter()
+            .find(|p| s.eq_ignore_ascii_case(p.as_str()))
     }
     /// Lower case, as iptables and nftables spell it.
     pub fn as_str(self) -> &'static str {
@@ -48,18 +49,20 @@ impl Proto {
 pub struct EndpointInfo {
     pub ip: IpAddr,
     pub port: u16,
-    /// `ip:port` (`[ip]:port` for IPv6), `BaseEndpointInfo.String()`.
-    pub addr: Arc<str>,
-    pub node: Option<String>,
+    /// The node the endpoint is on (one shared string per node name in the model).
+    pub node: Option<Arc<str>>,
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    /// The pod behind the endpoint, when known.
-    pub pod: Option<NamespacedName>,
-    /// `KUBE-SEP-…`.
-    pub sep_chain: Arc<str>,
-    /// nftables endpoint chain base (`HASH-ns/svc/proto/port__ip/port`).
-    pub nft_base: Arc<str>,
+    /// Where this endpoint's `ip:port` text is in its port's [`ServicePortInfo::texts`].
+    text: (u32, u32),
+}
+
+impl EndpointInfo {
+    /// `ip:port` (`[ip]:port` for IPv6), `BaseEndpointInfo.String()`.
+    pub fn addr(&self) -> String {
+        join_host_port(self.ip, self.port)
+    }
 }
 
 /// One service port of one family, as `servicePortInfo` holds it.
@@ -86,13 +89,29 @@ pub struct ServicePortInfo {
     /// All endpoints (any readiness), sorted by `ip:port` text as `endpointsMapFromEndpointInfo`
     /// sorts them.
     pub endpoints: Vec<EndpointInfo>,
-    /// The 16-character iptables hash (`KUBE-SVC-<hash>` etc.).
-    pub ipt_hash: Arc<str>,
-    /// The nftables chain base (`HASH-ns/name/proto/port`).
-    pub nft_base: Arc<str>,
+    /// Where this port's endpoints start in the model-wide numbering of endpoints (which the
+    /// per-mode name tables use).
+    pub first_endpoint: u32,
+    /// The endpoints' `ip:port` texts, one after another (written once: every rule set of
+    /// every node and mode repeats them).
+    texts: Box<str>,
 }
 
 impl ServicePortInfo {
+    /// `ip:port` (`[ip]:port` for IPv6) of endpoint `j`.
+    pub fn endpoint_addr(&self, j: u32) -> &str {
+        let (a, b) = self.endpoints[j as usize].text;
+        &self.texts[a as usize..b as usize]
+    }
+    /// The address of endpoint `j` as text.
+    pub fn endpoint_ip_text(&self, j: u32) -> &str {
+        let addr = self.endpoint_addr(j);
+        let colon = addr.rfind(':').expect("ip:port");
+        match self.endpoints[j as usize].ip {
+            IpAddr::V4(_) => &addr[..colon],
+            IpAddr::V6(_) => &addr[1..colon - 1],
+        }
+    }
     /// `ExternallyAccessible`: reachable via NodePort, an external IP or a load-balancer IP.
     pub fn externally_accessible(&self) -> bool {
         self.node_port != 0 || !self.lb_vips.is_empty() || !self.external_ips.is_empty()
@@ -108,20 +127,175 @@ impl ServicePortInfo {
 }
 
 /// Every service port kube-proxy programs for one family, in `ServicePortName` order.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FamilyModel {
     pub family: Family,
     pub ports: Vec<ServicePortInfo>,
     /// Sum of endpoints over all service ports (decides iptables "large cluster mode").
     pub total_endpoints: usize,
+    /// `computeProbability(n)` for `n` from 1 to the largest endpoint count of any port, so
+    /// that writing a rule set formats no floating-point numbers.
+    probabilities: Vec<Box<str>>,
+    ipt: OnceLock<IptNames>,
+    nft: OnceLock<NftNames>,
+}
+
+impl Clone for FamilyModel {
+    fn clone(&self) -> Self {
+        FamilyModel {
+            family: self.family,
+            ports: self.ports.clone(),
+            total_endpoints: self.total_endpoints,
+            probabilities: self.probabilities.clone(),
+            ipt: OnceLock::new(),
+            nft: OnceLock::new(),
+        }
+    }
+}
+
+/// A 16-character base32 hash, as iptables chain names carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hash16([u8; 16]);
+
+impl Hash16 {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base32 is ASCII")
+    }
+}
+
+/// iptables mode's names: `portProtoHash` per service port and the `KUBE-SEP-` hash per
+/// endpoint (in the model-wide endpoint numbering).
+#[derive(Debug)]
+pub struct IptNames {
+    pub ports: Vec<Hash16>,
+    pub endpoints: Vec<Hash16>,
+}
+
+/// nftables mode's chain name bases per service port and per endpoint, all in one string
+/// (`(start, end)` byte ranges into `text`).
+#[derive(Debug)]
+pub struct NftNames {
+    text: String,
+    ports: Vec<(u32, u32)>,
+    endpoints: Vec<(u32, u32)>,
+}
+
+impl FamilyModel {
+    /// An empty model (no Services).
+    pub fn empty(family: Family) -> FamilyModel {
+        FamilyModel {
+            family,
+            ports: Vec::new(),
+            total_endpoints: 0,
+            probabilities: Vec::new(),
+            ipt: OnceLock::new(),
+            nft: OnceLock::new(),
+        }
+    }
+
+    /// kube-proxy's `computeProbability(n)` text: `1/n` with ten decimals.
+    pub fn probability(&self, n: usize) -> std::borrow::Cow<'_, str> {
+        match self.probabilities.get(n.wrapping_sub(1)) {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(names::probability(n)),
+        }
+    }
+
+    /// iptables mode's chain hashes, computed on first use.
+    pub fn ipt_names(&self) -> &IptNames {
+        self.ipt.get_or_init(|| {
+            let mut endpoints = Vec::with_capacity(self.total_endpoints);
+            let ports = self
+                .ports
+                .iter()
+                .map(|sp| {
+                    for j in 0..sp.endpoints.len() as u32 {
+                        endpoints.push(Hash16(names::endpoint_hash(
+                            &sp.name,
+                            sp.proto.as_str(),
+                            sp.endpoint_addr(j),
+                        )));
+                    }
+                    Hash16(names::port_proto_hash16(&sp.name, sp.proto.as_str()))
+                })
+                .collect();
+            IptNames { ports, endpoints }
+        })
+    }
+
+    /// nftables mode's chain name bases, computed on first use.
+    pub fn nft_names(&self) -> &NftNames {
+        self.nft.get_or_init(|| {
+            let mut text = String::with_capacity(self.total_endpoints * 72 + self.ports.len() * 48);
+            let mut scratch = String::new();
+            let mut endpoints = Vec::with_capacity(self.total_endpoints);
+            let put = |text: &mut String, name: &str| {
+                let start = text.len() as u32;
+                names::push_hash_and_truncate(text, name);
+                (start, text.len() as u32)
+            };
+            let mut ports = Vec::with_capacity(self.ports.len());
+            for sp in &self.ports {
+                let (ns, name) = (&sp.service.namespace, &sp.service.name);
+                let proto = sp.proto.as_str();
+                for (j, e) in sp.endpoints.iter().enumerate() {
+                    names::nft_endpoint_name_into(
+                        &mut scratch,
+                        ns,
+                        name,
+                        proto,
+                        &sp.port_name,
+                        sp.endpoint_ip_text(j as u32),
+                        e.port,
+                    );
+                    endpoints.push(put(&mut text, &scratch));
+                }
+                scratch.clear();
+                for part in [ns.as_str(), "/", name, "/", proto, "/", &sp.port_name] {
+                    scratch.push_str(part);
+                }
+                ports.push(put(&mut text, &scratch));
+            }
+            NftNames {
+                text,
+                ports,
+                endpoints,
+            }
+        })
+    }
+
+    /// The 16-character `portProtoHash` of service port `i`.
+    pub fn ipt_port_hash(&self, i: u32) -> &str {
+        self.ipt_names().ports[i as usize].as_str()
+    }
+
+    /// The 16-character hash of endpoint `j` of service port `i` (`KUBE-SEP-<hash>`).
+    pub fn ipt_endpoint_hash(&self, i: u32, j: u32) -> &str {
+        let k = self.ports[i as usize].first_endpoint + j;
+        self.ipt_names().endpoints[k as usize].as_str()
+    }
+
+    /// The nftables chain base of service port `i` (`HASH-ns/name/proto/port`).
+    pub fn nft_port_base(&self, i: u32) -> &str {
+        let n = self.nft_names();
+        let (a, b) = n.ports[i as usize];
+        &n.text[a as usize..b as usize]
+    }
+
+    /// The nftables chain base of endpoint `j` of service port `i`.
+    pub fn nft_endpoint_base(&self, i: u32, j: u32) -> &str {
+        let k = self.ports[i as usize].first_endpoint + j;
+        let n = self.nft_names();
+        let (a, b) = n.endpoints[k as usize];
+        &n.text[a as usize..b as usize]
+    }
 }
 
 /// `ip:port` as Go's `net.JoinHostPort` writes it.
 pub fn join_host_port(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-    }
+    let mut s = String::with_capacity(48);
+    super::text::push_host_port(&mut s, ip, port);
+    s
 }
 
 fn is_local_policy(v: &Option<String>) -> bool {
@@ -135,6 +309,21 @@ fn external_policy_local(svc: &Service) -> bool {
         && is_local_policy(&svc.spec.external_traffic_policy)
 }
 
+/// One shared string per node name, so that endpoints do not each own a copy.
+#[derive(Default)]
+struct NodeNames<'a> {
+    names: crate::fasthash::FastMap<&'a str, Arc<str>>,
+}
+
+impl<'a> NodeNames<'a> {
+    fn get(&mut self, name: &'a str) -> Arc<str> {
+        self.names
+            .entry(name)
+            .or_insert_with(|| Arc::from(name))
+            .clone()
+    }
+}
+
 /// Builds the model of one family.
 ///
 /// `lb_ingress` gives the effective `status.loadBalancer.ingress` IPs per Service (the state's,
@@ -144,34 +333,75 @@ pub fn build_family(
     family: Family,
     lb_ingress: &dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr>,
 ) -> FamilyModel {
-    let mut ports = Vec::new();
-    let mut total_endpoints = 0;
-    // Slices by owning Service, once: looking them up per service port would be quadratic
-    // in a namespace with thousands of Services.
-    let mut slices: std::collections::HashMap<(&str, &str), Vec<&EndpointSlice>> =
-        std::collections::HashMap::new();
+    let [v4, v6] = build_models(
+        state,
+        [family == Family::IPv4, family == Family::IPv6],
+        lb_ingress,
+    );
+    match family {
+        Family::IPv4 => v4,
+        Family::IPv6 => v6,
+    }
+}
+
+fn fam_index(f: Family) -> usize {
+    match f {
+        Family::IPv4 => 0,
+        Family::IPv6 => 1,
+    }
+}
+
+/// Builds the models of the families marked in `wanted` (IPv4, IPv6) in one pass over the
+/// Services, which is where most of the cost is: the Service-level work (finding a Service's
+/// EndpointSlices, reading its spec, naming its ports) is done once for both families. A
+/// family not wanted gets an empty model.
+pub fn build_models(
+    state: &ClusterState,
+    wanted: [bool; 2],
+    lb_ingress: &dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr>,
+) -> [FamilyModel; 2] {
+    let families = [Family::IPv4, Family::IPv6];
+    let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
+    let mut total_endpoints = [0usize; 2];
+    // Slices by owning Service and family, once: looking them up per service port would be
+    // quadratic in a namespace with thousands of Services.
+    type Slices<'a> = [Vec<&'a EndpointSlice>; 2];
+    let mut slices: crate::fasthash::FastMap<(&str, &str), Slices<'_>> = Default::default();
     for (nn, slice) in &state.endpoint_slices {
-        if slice.address_type != family {
+        let f = fam_index(slice.address_type);
+        if !wanted[f] {
             continue;
         }
         if let Some(svc) = slice.service_name() {
-            slices
-                .entry((nn.namespace.as_str(), svc))
-                .or_default()
-                .push(slice);
+            slices.entry((nn.namespace.as_str(), svc)).or_default()[f].push(slice);
         }
     }
-    let no_slices = Vec::new();
+    let mut nodes = NodeNames::default();
+    let mut scratch = Vec::new();
+    let mut texts = String::new();
+    let no_slices: Slices<'_> = [Vec::new(), Vec::new()];
     for (nn, svc) in &state.services {
         // ShouldSkipService: headless and ExternalName Services get no rules.
         if svc.spec.type_ == "ExternalName" || svc.spec.is_headless() {
             continue;
         }
-        // serviceToServiceMap: a Service without a cluster IP of this family is not this
-        // proxier's business (the metaproxier hands it to the other one).
-        let Some(cluster_ip) = svc.spec.cluster_ip_of(family) else {
+        // serviceToServiceMap: a Service without a cluster IP of a family is not that
+        // family's proxier's business (the metaproxier hands it to the other one).
+        let mut cluster_ips: [Option<IpAddr>; 2] = [None, None];
+        for ip in svc
+            .spec
+            .cluster_ips
+            .iter()
+            .filter_map(|s| s.parse::<IpAddr>().ok())
+        {
+            let f = fam_index(Family::of_ip(&ip));
+            if cluster_ips[f].is_none() {
+                cluster_ips[f] = Some(ip);
+            }
+        }
+        if !(0..2).any(|f| wanted[f] && cluster_ips[f].is_some()) {
             continue;
-        };
+        }
         let affinity_seconds = if svc.spec.session_affinity.as_deref() == Some("ClientIP") {
             Some(
                 svc.spec
@@ -183,96 +413,142 @@ pub fn build_family(
         } else {
             None
         };
-        let external_ips: Vec<IpAddr> = svc
-            .spec
-            .external_ips
-            .iter()
-            .copied()
-            .filter(|ip| Family::of_ip(ip) == family)
-            .collect();
-        let lb_vips: Vec<IpAddr> = lb_ingress(nn, svc)
-            .into_iter()
-            .filter(|ip| Family::of_ip(ip) == family)
-            .collect();
-        let lb_source_ranges: Vec<IpNet> = svc
-            .spec
-            .load_balancer_source_ranges
-            .iter()
-            .copied()
-            .filter(|n| Family::of_net(n) == family)
-            .collect();
+        let lb_ingress_ips = lb_ingress(nn, svc);
         let needs_health_check = svc.spec.type_ == "LoadBalancer" && external_policy_local(svc);
+        let ext_local = external_policy_local(svc);
+        let int_local = is_local_policy(&svc.spec.internal_traffic_policy);
+        let health_check_node_port = if needs_health_check {
+            svc.spec.health_check_node_port.unwrap_or(0)
+        } else {
+            0
+        };
+        let svc_slices = slices
+            .get(&(nn.namespace.as_str(), nn.name.as_str()))
+            .unwrap_or(&no_slices);
         for sp in &svc.spec.ports {
             let Some(proto) = Proto::parse(&sp.protocol) else {
                 continue;
             };
-            let port_name = sp.name.clone().unwrap_or_default();
-            let name: Arc<str> = if port_name.is_empty() {
-                format!("{}/{}", nn.namespace, nn.name).into()
-            } else {
-                format!("{}/{}:{}", nn.namespace, nn.name, port_name).into()
-            };
-            let svc_slices = slices
-                .get(&(nn.namespace.as_str(), nn.name.as_str()))
-                .unwrap_or(&no_slices);
-            let endpoints = collect_endpoints(svc_slices, nn, &port_name, proto, &name);
-            total_endpoints += endpoints.len();
-            ports.push(ServicePortInfo {
-                service: nn.clone(),
-                ipt_hash: names::port_proto_hash(&name, proto.as_str()).into(),
-                nft_base: names::nft_service_base(
-                    &nn.namespace,
-                    &nn.name,
-                    proto.as_str(),
-                    &port_name,
-                )
-                .into(),
-                port_name,
-                name,
-                proto,
-                cluster_ip,
-                port: sp.port,
-                node_port: sp.node_port.unwrap_or(0),
-                external_ips: external_ips.clone(),
-                lb_vips: lb_vips.clone(),
-                lb_source_ranges: lb_source_ranges.clone(),
-                affinity_seconds,
-                external_policy_local: external_policy_local(svc),
-                internal_policy_local: is_local_policy(&svc.spec.internal_traffic_policy),
-                health_check_node_port: if needs_health_check {
-                    svc.spec.health_check_node_port.unwrap_or(0)
-                } else {
-                    0
-                },
-                endpoints,
-            });
+            let port_name = sp.name.as_deref().unwrap_or("");
+            let mut name =
+                String::with_capacity(nn.namespace.len() + nn.name.len() + 2 + port_name.len());
+            name.push_str(&nn.namespace);
+            name.push('/');
+            name.push_str(&nn.name);
+            if !port_name.is_empty() {
+                name.push(':');
+                name.push_str(port_name);
+            }
+            let name: Arc<str> = name.into();
+            for (f, family) in families.into_iter().enumerate() {
+                let Some(cluster_ip) = cluster_ips[f].filter(|_| wanted[f]) else {
+                    continue;
+                };
+                let (endpoints, ep_texts) = collect_endpoints(
+                    &svc_slices[f],
+                    port_name,
+                    proto,
+                    &mut nodes,
+                    &mut scratch,
+                    &mut texts,
+                );
+                total_endpoints[f] += endpoints.len();
+                ports[f].push(ServicePortInfo {
+                    service: nn.clone(),
+                    first_endpoint: 0,
+                    port_name: port_name.to_string(),
+                    name: name.clone(),
+                    proto,
+                    cluster_ip,
+                    port: sp.port,
+                    node_port: sp.node_port.unwrap_or(0),
+                    external_ips: svc
+                        .spec
+                        .external_ips
+                        .iter()
+                        .copied()
+                        .filter(|ip| Family::of_ip(ip) == family)
+                        .collect(),
+                    lb_vips: lb_ingress_ips
+                        .iter()
+                        .copied()
+                        .filter(|ip| Family::of_ip(ip) == family)
+                        .collect(),
+                    lb_source_ranges: svc
+                        .spec
+                        .load_balancer_source_ranges
+                        .iter()
+                        .copied()
+                        .filter(|n| Family::of_net(n) == family)
+                        .collect(),
+                    affinity_seconds,
+                    external_policy_local: ext_local,
+                    internal_policy_local: int_local,
+                    health_check_node_port,
+                    endpoints,
+                    texts: ep_texts,
+                });
+            }
         }
     }
+    let [p4, p6] = ports;
+    let [t4, t6] = total_endpoints;
+    [
+        finish_model(Family::IPv4, p4, t4),
+        finish_model(Family::IPv6, p6, t6),
+    ]
+}
+
+fn finish_model(
+    family: Family,
+    mut ports: Vec<ServicePortInfo>,
+    total_endpoints: usize,
+) -> FamilyModel {
     // The real proxier iterates a Go map (random order); knetsim writes service ports in
-    // ServicePortName order so that output is stable.
+    // ServicePortName order so that output is stable. Services come in name order already,
+    // so this only orders the ports of each Service.
     ports.sort_by(|a, b| {
         (&a.service, &a.port_name, a.proto).cmp(&(&b.service, &b.port_name, b.proto))
     });
+    let mut first = 0u32;
+    for p in &mut ports {
+        p.first_endpoint = first;
+        first += p.endpoints.len() as u32;
+    }
+    let most = ports.iter().map(|p| p.endpoints.len()).max().unwrap_or(0);
     FamilyModel {
         family,
         ports,
         total_endpoints,
+        probabilities: (1..=most).map(|n| names::probability(n).into()).collect(),
+        ipt: OnceLock::new(),
+        nft: OnceLock::new(),
     }
+}
+
+/// One endpoint occurrence while collecting: where its `ip:port` text is in the scratch
+/// buffer, and where it was seen.
+struct Seen<'a> {
+    text: (u32, u32),
+    ip: IpAddr,
+    port: u16,
+    ep: &'a knetsim_control::state::Endpoint,
 }
 
 /// The endpoints of one service port: every EndpointSlice of the Service and family, every
 /// slice port with the same name and protocol, deduplicated by `ip:port` (a non-terminating
 /// endpoint wins over a terminating one), sorted by `ip:port` text.
 // kube-proxy: pkg/proxy/endpointslicecache.go addEndpoints, endpointsMapFromEndpointInfo
-fn collect_endpoints(
-    slices: &[&EndpointSlice],
-    svc: &NamespacedName,
+fn collect_endpoints<'a>(
+    slices: &[&'a EndpointSlice],
     port_name: &str,
     proto: Proto,
-    svc_port_name: &str,
-) -> Vec<EndpointInfo> {
-    let mut by_addr: std::collections::BTreeMap<String, EndpointInfo> =
-        std::collections::BTreeMap::new();
+    nodes: &mut NodeNames<'a>,
+    scratch: &mut Vec<Seen<'a>>,
+    texts: &mut String,
+) -> (Vec<EndpointInfo>, Box<str>) {
+    scratch.clear();
+    texts.clear();
     for slice in slices {
         for p in &slice.ports {
             if p.name.as_deref().unwrap_or("") != port_name
@@ -285,69 +561,147 @@ fn collect_endpoints(
                 let Some(&ip) = ep.addresses.first() else {
                     continue;
                 };
-                let addr = join_host_port(ip, p.port);
-                let terminating = ep.conditions.terminating;
-                if by_addr.contains_key(&addr) && terminating {
-                    continue;
-                }
-                let info = EndpointInfo {
+                let start = texts.len() as u32;
+                super::text::push_host_port(texts, ip, p.port);
+                scratch.push(Seen {
+                    text: (start, texts.len() as u32),
                     ip,
                     port: p.port,
-                    sep_chain: names::endpoint_chain(svc_port_name, proto.as_str(), &addr).into(),
-                    nft_base: names::nft_endpoint_base(
-                        &svc.namespace,
-                        &svc.name,
-                        proto.as_str(),
-                        port_name,
-                        &ip.to_string(),
-                        p.port,
-                    )
-                    .into(),
-                    addr: addr.clone().into(),
-                    node: ep.node_name.clone(),
-                    ready: ep.conditions.ready,
-                    serving: ep.conditions.serving,
-                    terminating,
-                    pod: ep.target_ref.as_ref().and_then(|t| {
-                        (t.kind == "Pod").then(|| NamespacedName::new(&t.namespace, &t.name))
-                    }),
-                };
-                by_addr.insert(addr, info);
+                    ep,
+                });
             }
         }
     }
-    // BTreeMap<String, _> iterates in byte order of "ip:port", which is byEndpoint's order.
-    by_addr.into_values().collect()
+    let text = |s: &Seen<'_>| &texts[s.text.0 as usize..s.text.1 as usize];
+    // Sorted by "ip:port" text (byEndpoint's order); the sort is stable, so occurrences of
+    // one address stay in the order they were seen. Of those, the last non-terminating one
+    // wins, else the first (a terminating occurrence never replaces one already seen).
+    scratch.sort_by(|a, b| text(a).cmp(text(b)));
+    let mut out: Vec<EndpointInfo> = Vec::with_capacity(scratch.len());
+    let mut kept = String::with_capacity(texts.len());
+    let mut i = 0;
+    while i < scratch.len() {
+        let mut j = i + 1;
+        while j < scratch.len() && text(&scratch[j]) == text(&scratch[i]) {
+            j += 1;
+        }
+        let group = &scratch[i..j];
+        let chosen = group
+            .iter()
+            .rev()
+            .find(|s| !s.ep.conditions.terminating)
+            .unwrap_or(&group[0]);
+        let ep = chosen.ep;
+        let start = kept.len() as u32;
+        kept.push_str(text(chosen));
+        out.push(EndpointInfo {
+            ip: chosen.ip,
+            port: chosen.port,
+            node: ep.node_name.as_deref().map(|n| nodes.get(n)),
+            ready: ep.conditions.ready,
+            serving: ep.conditions.serving,
+            terminating: ep.conditions.terminating,
+            text: (start, kept.len() as u32),
+        });
+        i = j;
+    }
+    (out, kept.into_boxed_str())
+}
+
+/// Which endpoints of a service port one list holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    None,
+    Ready,
+    ServingTerminating,
+    LocalReady,
+    LocalServingTerminating,
+    /// The union of `cluster` (ready) and `local` (serving and terminating), in `ip:port`
+    /// order.
+    ReadyOrLocalServingTerminating,
 }
 
 /// The endpoints a node uses for one service port: `CategorizeEndpoints` without topology
 /// hints (knetsim does not model topology-aware routing).
-#[derive(Debug, Default)]
+///
+/// Each list is a filter over the port's endpoints (which are in `ip:port` order, the order
+/// kube-proxy writes them), so categorizing allocates nothing.
+#[derive(Clone, Copy, Debug)]
 pub struct Categorized<'a> {
-    pub cluster: Vec<&'a EndpointInfo>,
-    pub local: Vec<&'a EndpointInfo>,
-    pub all_reachable: Vec<&'a EndpointInfo>,
+    sp: &'a ServicePortInfo,
+    node: &'a str,
+    cluster: Pick,
+    local: Pick,
+    all: Pick,
     pub has_any: bool,
 }
 
+impl<'a> Categorized<'a> {
+    fn iter(&self, pick: Pick) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
+        let node = self.node;
+        let is_local = move |e: &EndpointInfo| e.node.as_deref() == Some(node);
+        self.sp
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| match pick {
+                Pick::None => false,
+                Pick::Ready => e.ready,
+                Pick::ServingTerminating => e.serving && e.terminating,
+                Pick::LocalReady => is_local(e) && e.ready,
+                Pick::LocalServingTerminating => is_local(e) && e.serving && e.terminating,
+                Pick::ReadyOrLocalServingTerminating => {
+                    e.ready || (is_local(e) && e.serving && e.terminating)
+                }
+            })
+            .map(|(j, e)| (j as u32, e))
+    }
+    /// Endpoints for traffic with the Cluster policy, with their index in the port's list.
+    pub fn cluster(&self) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
+        self.iter(self.cluster)
+    }
+    /// Endpoints on this node, for traffic with the Local policy.
+    pub fn local(&self) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
+        self.iter(self.local)
+    }
+    /// Every endpoint that gets an endpoint chain on this node.
+    pub fn all_reachable(&self) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
+        self.iter(self.all)
+    }
+    pub fn cluster_is_empty(&self) -> bool {
+        self.cluster().next().is_none()
+    }
+    pub fn local_is_empty(&self) -> bool {
+        self.local().next().is_none()
+    }
+}
+
 // kube-proxy: pkg/proxy/topology.go CategorizeEndpoints
-pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &str) -> Categorized<'a> {
-    let mut out = Categorized::default();
+pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &'a str) -> Categorized<'a> {
+    let mut out = Categorized {
+        sp,
+        node,
+        cluster: Pick::None,
+        local: Pick::None,
+        all: Pick::None,
+        has_any: false,
+    };
     let is_local = |e: &EndpointInfo| e.node.as_deref() == Some(node);
+    let any_ready = sp.endpoints.iter().any(|e| e.ready);
+    let any_serving_terminating = sp.endpoints.iter().any(|e| e.serving && e.terminating);
     let mut use_serving_terminating = false;
     if sp.uses_cluster_endpoints() {
-        out.cluster = sp.endpoints.iter().filter(|e| e.ready).collect();
-        if out.cluster.is_empty() {
-            out.cluster = sp
-                .endpoints
-                .iter()
-                .filter(|e| e.serving && e.terminating)
-                .collect();
-        }
-        out.has_any = !out.cluster.is_empty();
+        out.cluster = if any_ready {
+            Pick::Ready
+        } else if any_serving_terminating {
+            Pick::ServingTerminating
+        } else {
+            Pick::None
+        };
+        out.has_any = out.cluster != Pick::None;
     }
     if !sp.uses_local_endpoints() {
-        out.all_reachable = out.cluster.clone();
+        out.all = out.cluster;
         return out;
     }
     let mut has_local_ready = false;
@@ -362,36 +716,25 @@ pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &str) -> Categorized<'a> {
         }
     }
     if has_local_ready {
-        out.local = sp
-            .endpoints
-            .iter()
-            .filter(|e| is_local(e) && e.ready)
-            .collect();
+        out.local = Pick::LocalReady;
     } else if has_local_serving_terminating {
         use_serving_terminating = true;
-        out.local = sp
-            .endpoints
-            .iter()
-            .filter(|e| is_local(e) && e.serving && e.terminating)
-            .collect();
+        out.local = Pick::LocalServingTerminating;
     }
     if !sp.uses_cluster_endpoints() {
-        out.all_reachable = out.local.clone();
+        out.all = out.local;
         return out;
     }
     if !use_serving_terminating {
-        out.all_reachable = out.cluster.clone();
+        out.all = out.cluster;
         return out;
     }
-    // Union of both lists. Upstream builds it from a map (random order); knetsim sorts by
-    // `ip:port` like the endpoints map itself.
-    let mut all: Vec<&EndpointInfo> = out.cluster.clone();
-    for e in &out.local {
-        if !all.iter().any(|x| x.addr == e.addr) {
-            all.push(e);
-        }
-    }
-    all.sort_by(|a, b| a.addr.cmp(&b.addr));
-    out.all_reachable = all;
+    // Union of both lists. Upstream builds it from a map (random order); knetsim writes it in
+    // `ip:port` order like the endpoints map itself.
+    out.all = match out.cluster {
+        Pick::Ready => Pick::ReadyOrLocalServingTerminating,
+        // The cluster list holds every serving-terminating endpoint, local ones included.
+        _ => out.cluster,
+    };
     out
 }

@@ -7,19 +7,71 @@
 //! filter chain layout, which kubernetes/kubernetes#132456 changed in 1.34 from
 //! `filter-prerouting`/`filter-output-post-dnat` at DNAT−10/+10 to `filter-*-pre-dnat` at
 //! DNAT−10 plus `filter-input`/`filter-forward`/`filter-output` at priority 0.
+//!
+//! As in iptables mode, the table is compact data: the chains, sets and map verdicts of a
+//! service port or endpoint are named by index into the family model ([`NChain`]), every
+//! chain's rules sit together in one vector, and text is produced only when rendering.
 // kube-proxy: pkg/proxy/nftables/proxier.go (setupNFTables, syncProxyRules)
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use knetsim_ipam::Family;
 
 use super::iptables::{Addr, MatchedRule, TraceResult};
-use super::model::{FamilyModel, Proto, ServicePortInfo, categorize};
+use super::model::{EndpointInfo, FamilyModel, Proto, ServicePortInfo, categorize};
+use super::text::{push_ip, push_net, push_u32};
 use super::{LocalDetector, NodeCtx, PacketCtx};
+
+/// A chain name. The chains of a service port or endpoint are named by index into the family
+/// model, which holds their name bases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NChain {
+    /// A chain with a fixed name (`services`, `filter-input`, …).
+    Fixed(&'static str),
+    /// `service-<base>` of service port `i`.
+    Service(u32),
+    /// `local-<base>` of service port `i`.
+    Local(u32),
+    /// `external-<base>` of service port `i`.
+    External(u32),
+    /// `firewall-<base>` of service port `i`.
+    Firewall(u32),
+    /// `endpoint-<base>` of endpoint `j` of service port `i`.
+    Endpoint(u32, u32),
+}
+
+fn port(model: &FamilyModel, i: u32) -> &ServicePortInfo {
+    &model.ports[i as usize]
+}
+
+fn endpoint(model: &FamilyModel, i: u32, j: u32) -> &EndpointInfo {
+    &model.ports[i as usize].endpoints[j as usize]
+}
+
+impl NChain {
+    /// Appends the chain's name.
+    pub fn push_to(self, out: &mut String, model: &FamilyModel) {
+        let (prefix, base): (&str, &str) = match self {
+            NChain::Fixed(s) => return out.push_str(s),
+            NChain::Service(i) => ("service-", model.nft_port_base(i)),
+            NChain::Local(i) => ("local-", model.nft_port_base(i)),
+            NChain::External(i) => ("external-", model.nft_port_base(i)),
+            NChain::Firewall(i) => ("firewall-", model.nft_port_base(i)),
+            NChain::Endpoint(i, j) => ("endpoint-", model.nft_endpoint_base(i, j)),
+        };
+        out.push_str(prefix);
+        out.push_str(base);
+    }
+
+    pub fn name(self, model: &FamilyModel) -> String {
+        let mut s = String::new();
+        self.push_to(&mut s, model);
+        s
+    }
+}
 
 /// A match expression of a rule.
 #[derive(Clone, Debug)]
@@ -37,8 +89,10 @@ pub enum Expr {
     Saddr(Addr, bool),
     /// `ip saddr != { a, b }`.
     SaddrNotAnon(Vec<Addr>),
-    /// `ip saddr @set`.
-    SaddrInSet(Arc<str>),
+    /// `ip saddr IP` of endpoint `j` of service port `i` (the hairpin rule of its chain).
+    SaddrEndpoint(u32, u32),
+    /// `ip saddr @affinity-<base>` of endpoint `j` of service port `i`.
+    SaddrInAffinitySet(u32, u32),
     FibSaddrLocal,
     FibDaddrLocal,
     /// `iifname "x"` / `iifname != "x"`.
@@ -50,29 +104,36 @@ pub enum Expr {
 /// The statement that ends a rule.
 #[derive(Clone, Debug)]
 pub enum Stmt {
-    Jump(Arc<str>),
-    Goto(Arc<str>),
+    Jump(NChain),
+    Goto(NChain),
     Drop,
     Reject,
     Return,
     MarkSetOr(Arc<str>),
     MarkSetXor(Arc<str>),
     Masquerade,
-    /// `meta l4proto tcp dnat to ip:port`.
-    Dnat(Proto, Arc<str>),
-    /// `update @set { ip saddr }`.
-    UpdateSet(Arc<str>),
+    /// `meta l4proto tcp dnat to ip:port` of endpoint `j` of service port `i`.
+    Dnat(Proto, u32, u32),
+    /// `update @affinity-<base> { ip saddr }` of endpoint `j` of service port `i`.
+    UpdateAffinitySet(u32, u32),
     /// `ip daddr . meta l4proto . th dport vmap @map`.
     VmapDest(&'static str),
     /// `meta l4proto . th dport vmap @map`.
     VmapPort(&'static str),
-    /// `numgen random mod N vmap { 0 : goto a , 1 : goto b }`.
-    Numgen(Vec<Arc<str>>),
+    /// `numgen random mod N vmap { 0 : goto a , 1 : goto b }` over endpoint chains of service
+    /// port `port`, whose endpoint indices are `numgen[first..first + len]` of the table.
+    Numgen {
+        port: u32,
+        first: u32,
+        len: u32,
+    },
 }
 
+/// One rule; its expressions are `exprs[first_expr..first_expr + n_exprs]` of the table.
 #[derive(Clone, Debug)]
 pub struct NftRule {
-    pub exprs: Vec<Expr>,
+    first_expr: u32,
+    n_exprs: u32,
     pub stmt: Stmt,
     pub comment: Option<&'static str>,
 }
@@ -87,28 +148,21 @@ pub struct Hook {
     pub priority: &'static str,
 }
 
+/// A chain; its rules are `rules[first_rule..first_rule + n_rules]` of the table.
 #[derive(Clone, Debug)]
 pub struct NftChain {
-    pub name: Arc<str>,
+    pub name: NChain,
     pub hook: Option<Hook>,
     pub comment: Option<&'static str>,
-    pub rules: Vec<NftRule>,
+    first_rule: u32,
+    n_rules: u32,
 }
 
 /// A verdict stored in a verdict map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapVerdict {
-    Goto(Arc<str>),
+    Goto(NChain),
     Drop,
-}
-
-impl std::fmt::Display for MapVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MapVerdict::Goto(c) => write!(f, "goto {c}"),
-            MapVerdict::Drop => f.write_str("drop"),
-        }
-    }
 }
 
 /// An element of `service-ips`, `no-endpoint-services` or `firewall-ips`.
@@ -117,7 +171,8 @@ pub struct DestElem {
     pub ip: IpAddr,
     pub proto: Proto,
     pub port: u16,
-    pub comment: Option<Arc<str>>,
+    /// The service port whose name is the element's comment, if it has one.
+    pub comment: Option<u32>,
     pub verdict: MapVerdict,
 }
 
@@ -126,15 +181,20 @@ pub struct DestElem {
 pub struct PortElem {
     pub proto: Proto,
     pub port: u16,
-    pub comment: Option<Arc<str>>,
+    /// The service port whose name is the element's comment, if it has one.
+    pub comment: Option<u32>,
     pub verdict: MapVerdict,
 }
 
 /// One family's `kube-proxy` table on one node.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct NftablesRules {
     pub family: Family,
     pub chains: Vec<NftChain>,
+    rules: Vec<NftRule>,
+    exprs: Vec<Expr>,
+    /// Endpoint indices listed by `numgen` statements.
+    numgen: Vec<u32>,
     pub cluster_ips: Vec<IpAddr>,
     /// `None` when kube-proxy deletes the set (NodePorts on every local address).
     pub nodeport_ips: Option<Vec<IpAddr>>,
@@ -143,12 +203,38 @@ pub struct NftablesRules {
     pub no_endpoint_services: Vec<DestElem>,
     pub no_endpoint_nodeports: Vec<PortElem>,
     pub firewall_ips: Vec<DestElem>,
-    /// `affinity-…` sets with their timeout in seconds.
-    pub affinity_sets: Vec<(Arc<str>, u32)>,
+    /// `affinity-…` sets: the endpoint (service port, endpoint index) and the timeout in
+    /// seconds.
+    pub affinity_sets: Vec<(u32, u32, u32)>,
     /// The base chains the tracer walks, in `tracePacket`'s order: the pre-DNAT filter chain,
     /// `nat-prerouting`, `filter-forward`, `filter-input`.
     pub trace_chains: [&'static str; 4],
-    index: HashMap<Arc<str>, usize>,
+    /// The family model the table's service-port names refer to.
+    pub model: Arc<FamilyModel>,
+    index: OnceLock<HashMap<NChain, usize>>,
+}
+
+impl Clone for NftablesRules {
+    fn clone(&self) -> Self {
+        NftablesRules {
+            family: self.family,
+            chains: self.chains.clone(),
+            rules: self.rules.clone(),
+            exprs: self.exprs.clone(),
+            numgen: self.numgen.clone(),
+            cluster_ips: self.cluster_ips.clone(),
+            nodeport_ips: self.nodeport_ips.clone(),
+            service_ips: self.service_ips.clone(),
+            service_nodeports: self.service_nodeports.clone(),
+            no_endpoint_services: self.no_endpoint_services.clone(),
+            no_endpoint_nodeports: self.no_endpoint_nodeports.clone(),
+            firewall_ips: self.firewall_ips.clone(),
+            affinity_sets: self.affinity_sets.clone(),
+            trace_chains: self.trace_chains,
+            model: self.model.clone(),
+            index: OnceLock::new(),
+        }
+    }
 }
 
 impl NftablesRules {
@@ -159,13 +245,37 @@ impl NftablesRules {
         }
     }
 
-    pub fn chain(&self, name: &str) -> Option<&NftChain> {
-        self.index.get(name).map(|&i| &self.chains[i])
+    pub fn chain(&self, name: NChain) -> Option<&NftChain> {
+        let index = self.index.get_or_init(|| {
+            self.chains
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name, i))
+                .collect()
+        });
+        index.get(&name).map(|&i| &self.chains[i])
+    }
+
+    /// The rules of a chain, in order.
+    pub fn chain_rules<'a>(&'a self, c: &NftChain) -> &'a [NftRule] {
+        &self.rules[c.first_rule as usize..(c.first_rule + c.n_rules) as usize]
+    }
+
+    /// A rule's match expressions.
+    pub fn exprs<'a>(&'a self, r: &NftRule) -> &'a [Expr] {
+        &self.exprs[r.first_expr as usize..(r.first_expr + r.n_exprs) as usize]
+    }
+
+    /// The endpoint chains a `numgen` statement chooses from.
+    pub fn numgen_chains(&self, port: u32, first: u32, len: u32) -> impl Iterator<Item = NChain> {
+        self.numgen[first as usize..(first + len) as usize]
+            .iter()
+            .map(move |&j| NChain::Endpoint(port, j))
     }
 
     /// Rules plus map and set elements, the way `nft` would count table content.
     pub fn rule_count(&self) -> usize {
-        self.chains.iter().map(|c| c.rules.len()).sum()
+        self.rules.len()
     }
 
     pub fn element_count(&self) -> usize {
@@ -179,25 +289,33 @@ impl NftablesRules {
     }
 }
 
-struct Builder {
-    chains: Vec<NftChain>,
-    index: HashMap<Arc<str>, usize>,
+/// A chain of the fixed part of the table while it is being built (a handful of chains, whose
+/// rules arrive in any order).
+struct DraftChain {
+    name: NChain,
+    hook: Option<Hook>,
+    comment: Option<&'static str>,
+    rules: Vec<(Vec<Expr>, Stmt, Option<&'static str>)>,
 }
 
-impl Builder {
-    fn ensure(&mut self, name: &Arc<str>) -> usize {
-        if let Some(&i) = self.index.get(name) {
+#[derive(Default)]
+struct Draft {
+    chains: Vec<DraftChain>,
+}
+
+impl Draft {
+    fn ensure(&mut self, name: &'static str) -> usize {
+        let name = NChain::Fixed(name);
+        if let Some(i) = self.chains.iter().position(|c| c.name == name) {
             return i;
         }
-        self.chains.push(NftChain {
-            name: name.clone(),
+        self.chains.push(DraftChain {
+            name,
             hook: None,
             comment: None,
             rules: Vec::new(),
         });
-        let i = self.chains.len() - 1;
-        self.index.insert(name.clone(), i);
-        i
+        self.chains.len() - 1
     }
     fn base(
         &mut self,
@@ -206,7 +324,7 @@ impl Builder {
         hook: &'static str,
         prio: &'static str,
     ) {
-        let i = self.ensure(&Arc::from(name));
+        let i = self.ensure(name);
         self.chains[i].hook = Some(Hook {
             type_,
             hook,
@@ -215,33 +333,61 @@ impl Builder {
     }
     fn rule(
         &mut self,
-        chain: &Arc<str>,
+        chain: &'static str,
         exprs: Vec<Expr>,
         stmt: Stmt,
         comment: Option<&'static str>,
     ) {
         let i = self.ensure(chain);
-        self.chains[i].rules.push(NftRule {
-            exprs,
+        self.chains[i].rules.push((exprs, stmt, comment));
+    }
+}
+
+/// Appends rules to the table, one chain at a time, so that every chain's rules are
+/// contiguous.
+struct Emitter<'a> {
+    out: &'a mut NftablesRules,
+    first_rule: u32,
+}
+
+impl<'a> Emitter<'a> {
+    fn begin(out: &'a mut NftablesRules) -> Self {
+        let first_rule = out.rules.len() as u32;
+        Emitter { out, first_rule }
+    }
+    fn rule(
+        &mut self,
+        exprs: impl IntoIterator<Item = Expr>,
+        stmt: Stmt,
+        comment: Option<&'static str>,
+    ) {
+        let first_expr = self.out.exprs.len() as u32;
+        self.out.exprs.extend(exprs);
+        self.out.rules.push(NftRule {
+            first_expr,
+            n_exprs: self.out.exprs.len() as u32 - first_expr,
             stmt,
             comment,
         });
     }
+    /// The rules written since `begin`, as (first, count).
+    fn end(self) -> (u32, u32) {
+        (
+            self.first_rule,
+            self.out.rules.len() as u32 - self.first_rule,
+        )
+    }
 }
 
-fn s(x: &'static str) -> Arc<str> {
-    Arc::from(x)
-}
+const MARK_FOR_MASQUERADE: NChain = NChain::Fixed("mark-for-masquerade");
+const REJECT_CHAIN: NChain = NChain::Fixed("reject-chain");
 
 /// Builds the table of one node and family.
-pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> NftablesRules {
+pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> NftablesRules {
     let v = ctx.version;
     let new_layout = v.at_least(34);
     let has_cluster_ips_check = v.at_least(30);
-    let mut b = Builder {
-        chains: Vec::new(),
-        index: HashMap::new(),
-    };
+    let mut b = Draft::default();
     let mark = ctx.masq_mark.clone();
 
     // Base chains.
@@ -291,47 +437,42 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> NftablesRules {
         jumps.push(("cluster-ips-check", post_dnat_output, true));
     }
     for (dst, src, ct) in jumps {
-        b.ensure(&s(dst));
+        b.ensure(dst);
         b.rule(
-            &s(src),
+            src,
             if ct { new() } else { vec![] },
-            Stmt::Jump(s(dst)),
+            Stmt::Jump(NChain::Fixed(dst)),
             None,
         );
     }
     for c in ["services", "masquerading", "mark-for-masquerade"] {
-        b.ensure(&s(c));
+        b.ensure(c);
     }
     b.rule(
-        &s("mark-for-masquerade"),
+        "mark-for-masquerade",
         vec![],
         Stmt::MarkSetOr(mark.clone()),
         None,
     );
     b.rule(
-        &s("masquerading"),
+        "masquerading",
         vec![Expr::MarkAndZero(mark.clone())],
         Stmt::Return,
         None,
     );
-    b.rule(
-        &s("masquerading"),
-        vec![],
-        Stmt::MarkSetXor(mark.clone()),
-        None,
-    );
-    b.rule(&s("masquerading"), vec![], Stmt::Masquerade, None);
+    b.rule("masquerading", vec![], Stmt::MarkSetXor(mark.clone()), None);
+    b.rule("masquerading", vec![], Stmt::Masquerade, None);
 
     if has_cluster_ips_check {
         b.rule(
-            &s("cluster-ips-check"),
+            "cluster-ips-check",
             vec![Expr::DaddrInSet("cluster-ips")],
             Stmt::Reject,
             Some("Reject traffic to invalid ports of ClusterIPs"),
         );
         if v.at_least(33) && !ctx.service_cidrs.is_empty() {
             b.rule(
-                &s("cluster-ips-check"),
+                "cluster-ips-check",
                 vec![Expr::DaddrAnon(ctx.service_cidrs.clone())],
                 Stmt::Drop,
                 Some("Drop traffic to unallocated ClusterIPs"),
@@ -358,60 +499,63 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> NftablesRules {
         Family::IPv6 => Expr::Daddr(Addr::Ip("::1".parse().expect("static")), true),
     };
 
-    b.ensure(&s("reject-chain"));
-    let ri = b.index[&s("reject-chain")];
+    let ri = b.ensure("reject-chain");
     b.chains[ri].comment = Some("helper for @no-endpoint-services / @no-endpoint-nodeports");
-    b.rule(&s("reject-chain"), vec![], Stmt::Reject, None);
+    b.rule("reject-chain", vec![], Stmt::Reject, None);
     b.rule(
-        &s("service-endpoints-check"),
+        "service-endpoints-check",
         vec![],
         Stmt::VmapDest("no-endpoint-services"),
         None,
     );
     if nodeport_ips.is_none() {
         b.rule(
-            &s("nodeport-endpoints-check"),
+            "nodeport-endpoints-check",
             vec![no_localhost()],
             Stmt::VmapPort("no-endpoint-nodeports"),
             None,
         );
     } else {
         b.rule(
-            &s("nodeport-endpoints-check"),
+            "nodeport-endpoints-check",
             vec![Expr::DaddrInSet("nodeport-ips")],
             Stmt::VmapPort("no-endpoint-nodeports"),
             None,
         );
     }
     b.rule(
-        &s("firewall-check"),
+        "firewall-check",
         vec![],
         Stmt::VmapDest("firewall-ips"),
         None,
     );
-    b.rule(&s("services"), vec![], Stmt::VmapDest("service-ips"), None);
+    b.rule("services", vec![], Stmt::VmapDest("service-ips"), None);
     if nodeport_ips.is_none() {
         b.rule(
-            &s("services"),
+            "services",
             vec![Expr::FibDaddrLocal, no_localhost()],
             Stmt::VmapPort("service-nodeports"),
             None,
         );
     } else {
         b.rule(
-            &s("services"),
+            "services",
             vec![Expr::DaddrInSet("nodeport-ips")],
             Stmt::VmapPort("service-nodeports"),
             None,
         );
     }
 
+    let n_ports = model.ports.len();
     let mut out = NftablesRules {
         family: ctx.family,
-        chains: Vec::new(),
-        cluster_ips: Vec::new(),
+        chains: Vec::with_capacity(b.chains.len() + n_ports + model.total_endpoints),
+        rules: Vec::with_capacity(64 + n_ports * 2 + model.total_endpoints * 2),
+        exprs: Vec::with_capacity(64 + n_ports * 2 + model.total_endpoints),
+        numgen: Vec::with_capacity(model.total_endpoints),
+        cluster_ips: Vec::with_capacity(n_ports),
         nodeport_ips,
-        service_ips: Vec::new(),
+        service_ips: Vec::with_capacity(n_ports),
         service_nodeports: Vec::new(),
         no_endpoint_services: Vec::new(),
         no_endpoint_nodeports: Vec::new(),
@@ -423,66 +567,82 @@ pub fn build(model: &FamilyModel, ctx: &NodeCtx) -> NftablesRules {
             "filter-forward",
             "filter-input",
         ],
-        index: HashMap::new(),
+        model: model.clone(),
+        index: OnceLock::new(),
     };
-    for sp in &model.ports {
-        write_service(&mut b, &mut out, sp, ctx);
+    // The fixed chains come first, in the order they were first named.
+    for c in b.chains {
+        let mut e = Emitter::begin(&mut out);
+        for (exprs, stmt, comment) in c.rules {
+            e.rule(exprs, stmt, comment);
+        }
+        let (first_rule, n_rules) = e.end();
+        out.chains.push(NftChain {
+            name: c.name,
+            hook: c.hook,
+            comment: c.comment,
+            first_rule,
+            n_rules,
+        });
     }
-    out.chains = b.chains;
-    out.index = b.index;
+    let if_local = ctx.local_detector.nft_if_local();
+    let if_not_local = ctx.local_detector.nft_if_not_local();
+    for (i, sp) in model.ports.iter().enumerate() {
+        write_service(
+            &mut out,
+            i as u32,
+            sp,
+            ctx,
+            if_local.as_ref(),
+            if_not_local.as_ref(),
+        );
+    }
     out
 }
 
-fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo, ctx: &NodeCtx) {
+fn write_service(
+    out: &mut NftablesRules,
+    i: u32,
+    sp: &ServicePortInfo,
+    ctx: &NodeCtx,
+    if_local: Option<&Expr>,
+    if_not_local: Option<&Expr>,
+) {
     let cat = categorize(sp, &ctx.node);
-    let cluster_chain: Arc<str> = format!("service-{}", sp.nft_base).into();
-    let local_chain: Arc<str> = format!("local-{}", sp.nft_base).into();
-    let ext_chain: Arc<str> = format!("external-{}", sp.nft_base).into();
-    let fw_chain: Arc<str> = format!("firewall-{}", sp.nft_base).into();
-    let ep_chain =
-        |e: &super::model::EndpointInfo| -> Arc<str> { format!("endpoint-{}", e.nft_base).into() };
-    let aff_set =
-        |e: &super::model::EndpointInfo| -> Arc<str> { format!("affinity-{}", e.nft_base).into() };
+    let cluster_chain = NChain::Service(i);
+    let local_chain = NChain::Local(i);
+    let ext_chain = NChain::External(i);
+    let fw_chain = NChain::Firewall(i);
 
-    for e in &cat.all_reachable {
-        b.ensure(&ep_chain(e));
-    }
     let has_endpoints = cat.has_any;
-    let uses_cluster_chain = !cat.cluster.is_empty() && sp.uses_cluster_endpoints();
-    if uses_cluster_chain {
-        b.ensure(&cluster_chain);
-    }
-    let uses_local_chain = !cat.local.is_empty() && sp.uses_local_endpoints();
-    if uses_local_chain {
-        b.ensure(&local_chain);
-    }
-    let mut internal_chain = cluster_chain.clone();
+    let cluster_empty = cat.cluster_is_empty();
+    let local_empty = cat.local_is_empty();
+    let uses_cluster_chain = !cluster_empty && sp.uses_cluster_endpoints();
+    let uses_local_chain = !local_empty && sp.uses_local_endpoints();
+    let mut internal_chain = cluster_chain;
     let mut has_internal = has_endpoints;
     if sp.internal_policy_local {
-        internal_chain = local_chain.clone();
-        if cat.local.is_empty() {
+        internal_chain = local_chain;
+        if local_empty {
             has_internal = false;
         }
     }
-    let mut external_policy_chain = cluster_chain.clone();
+    let mut external_policy_chain = cluster_chain;
     let mut has_external = has_endpoints;
     if sp.external_policy_local {
-        external_policy_chain = local_chain.clone();
-        if cat.local.is_empty() {
+        external_policy_chain = local_chain;
+        if local_empty {
             has_external = false;
         }
     }
     let uses_ext_chain = has_endpoints && sp.externally_accessible();
-    if uses_ext_chain {
-        b.ensure(&ext_chain);
-    }
-    let reject = MapVerdict::Goto(s("reject-chain"));
+    let uses_fw_chain = !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty();
+    let reject = MapVerdict::Goto(REJECT_CHAIN);
     let (int_verdict, ext_verdict) = if !has_endpoints {
-        (reject.clone(), reject)
+        (reject, reject)
     } else {
         (MapVerdict::Drop, MapVerdict::Drop)
     };
-    let comment: Arc<str> = sp.name.clone();
     let proto = sp.proto;
 
     out.cluster_ips.push(sp.cluster_ip);
@@ -492,14 +652,14 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
             proto,
             port: sp.port,
             comment: None,
-            verdict: MapVerdict::Goto(internal_chain.clone()),
+            verdict: MapVerdict::Goto(internal_chain),
         });
     } else {
         out.no_endpoint_services.push(DestElem {
             ip: sp.cluster_ip,
             proto,
             port: sp.port,
-            comment: Some(comment.clone()),
+            comment: Some(i),
             verdict: int_verdict,
         });
     }
@@ -510,7 +670,7 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 proto,
                 port: sp.port,
                 comment: None,
-                verdict: MapVerdict::Goto(ext_chain.clone()),
+                verdict: MapVerdict::Goto(ext_chain),
             });
         }
         if !has_external {
@@ -518,14 +678,10 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 ip: eip,
                 proto,
                 port: sp.port,
-                comment: Some(comment.clone()),
-                verdict: ext_verdict.clone(),
+                comment: Some(i),
+                verdict: ext_verdict,
             });
         }
-    }
-    let uses_fw_chain = !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty();
-    if uses_fw_chain {
-        b.ensure(&fw_chain);
     }
     for &lbip in &sp.lb_vips {
         if has_endpoints {
@@ -534,7 +690,7 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 proto,
                 port: sp.port,
                 comment: None,
-                verdict: MapVerdict::Goto(ext_chain.clone()),
+                verdict: MapVerdict::Goto(ext_chain),
             });
         }
         if uses_fw_chain {
@@ -543,7 +699,7 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 proto,
                 port: sp.port,
                 comment: None,
-                verdict: MapVerdict::Goto(fw_chain.clone()),
+                verdict: MapVerdict::Goto(fw_chain),
             });
         }
     }
@@ -553,8 +709,8 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 ip: lbip,
                 proto,
                 port: sp.port,
-                comment: Some(comment.clone()),
-                verdict: ext_verdict.clone(),
+                comment: Some(i),
+                verdict: ext_verdict,
             });
         }
     }
@@ -564,80 +720,120 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
                 proto,
                 port: sp.node_port,
                 comment: None,
-                verdict: MapVerdict::Goto(ext_chain.clone()),
+                verdict: MapVerdict::Goto(ext_chain),
             });
         }
         if !has_external {
             out.no_endpoint_nodeports.push(PortElem {
                 proto,
                 port: sp.node_port,
-                comment: Some(comment.clone()),
-                verdict: ext_verdict.clone(),
+                comment: Some(i),
+                verdict: ext_verdict,
             });
         }
     }
+    if let Some(secs) = sp.affinity_seconds {
+        for (j, _) in cat.all_reachable() {
+            out.affinity_sets.push((i, j, secs));
+        }
+    }
 
-    if has_internal {
-        let base = vec![
+    // The chains of this service port, in the order kube-proxy creates them: the endpoint
+    // chains, then the service, local, external and firewall chains. Each chain's rules are
+    // written in one go (kube-proxy writes them interleaved; only the order within a chain is
+    // visible).
+    let mut chains: [(NChain, u32, u32); 4] = [(NChain::Fixed(""), 0, 0); 4];
+    let mut n_chains = 0;
+    let internal_masq = |e: &mut Emitter<'_>| {
+        let base = [
             Expr::Daddr(Addr::Ip(sp.cluster_ip), false),
             Expr::Dport(proto, sp.port),
         ];
         if ctx.masquerade_all {
-            b.rule(
-                &internal_chain,
-                base,
-                Stmt::Jump(s("mark-for-masquerade")),
-                None,
-            );
-        } else if let Some(e) = ctx.local_detector.nft_if_not_local() {
-            let mut exprs = base;
-            exprs.push(e);
-            b.rule(
-                &internal_chain,
-                exprs,
-                Stmt::Jump(s("mark-for-masquerade")),
+            e.rule(base, Stmt::Jump(MARK_FOR_MASQUERADE), None);
+        } else if let Some(x) = if_not_local {
+            e.rule(
+                base.into_iter().chain([x.clone()]),
+                Stmt::Jump(MARK_FOR_MASQUERADE),
                 None,
             );
         }
+    };
+    let write_eps = |e: &mut Emitter<'_>, eps: &mut dyn Iterator<Item = (u32, &EndpointInfo)>| {
+        let first = e.out.numgen.len() as u32;
+        for (j, _) in eps {
+            e.out.numgen.push(j);
+        }
+        let len = e.out.numgen.len() as u32 - first;
+        if sp.affinity_seconds.is_some() {
+            for k in first..first + len {
+                let j = e.out.numgen[k as usize];
+                e.rule(
+                    [Expr::SaddrInAffinitySet(i, j)],
+                    Stmt::Goto(NChain::Endpoint(i, j)),
+                    None,
+                );
+            }
+        }
+        e.rule(
+            [],
+            Stmt::Numgen {
+                port: i,
+                first,
+                len,
+            },
+            None,
+        );
+    };
+    if uses_cluster_chain {
+        let mut e = Emitter::begin(out);
+        if has_internal && internal_chain == cluster_chain {
+            internal_masq(&mut e);
+        }
+        write_eps(&mut e, &mut cat.cluster());
+        let (f, n) = e.end();
+        chains[n_chains] = (cluster_chain, f, n);
+        n_chains += 1;
+    }
+    if uses_local_chain {
+        let mut e = Emitter::begin(out);
+        if has_internal && internal_chain == local_chain {
+            internal_masq(&mut e);
+        }
+        write_eps(&mut e, &mut cat.local());
+        let (f, n) = e.end();
+        chains[n_chains] = (local_chain, f, n);
+        n_chains += 1;
     }
     if uses_ext_chain {
+        let mut e = Emitter::begin(out);
         if !sp.external_policy_local {
-            b.rule(
-                &ext_chain,
-                vec![],
-                Stmt::Jump(s("mark-for-masquerade")),
-                None,
-            );
+            e.rule([], Stmt::Jump(MARK_FOR_MASQUERADE), None);
         } else {
-            if let Some(e) = ctx.local_detector.nft_if_local() {
-                b.rule(
-                    &ext_chain,
-                    vec![e],
-                    Stmt::Goto(cluster_chain.clone()),
+            if let Some(x) = if_local {
+                e.rule(
+                    [x.clone()],
+                    Stmt::Goto(cluster_chain),
                     Some("short-circuit pod traffic"),
                 );
             }
-            b.rule(
-                &ext_chain,
-                vec![Expr::FibSaddrLocal],
-                Stmt::Jump(s("mark-for-masquerade")),
+            e.rule(
+                [Expr::FibSaddrLocal],
+                Stmt::Jump(MARK_FOR_MASQUERADE),
                 Some("masquerade local traffic"),
             );
-            b.rule(
-                &ext_chain,
-                vec![Expr::FibSaddrLocal],
-                Stmt::Goto(cluster_chain.clone()),
+            e.rule(
+                [Expr::FibSaddrLocal],
+                Stmt::Goto(cluster_chain),
                 Some("short-circuit local traffic"),
             );
         }
         if has_external {
-            b.rule(
-                &ext_chain,
-                vec![],
-                Stmt::Goto(external_policy_chain.clone()),
-                None,
-            );
+            e.rule([], Stmt::Goto(external_policy_chain), None);
         }
+        let (f, n) = e.end();
+        chains[n_chains] = (ext_chain, f, n);
+        n_chains += 1;
     }
     if uses_fw_chain {
         let mut sources: Vec<Addr> = sp.lb_source_ranges.iter().map(|n| Addr::Net(*n)).collect();
@@ -647,54 +843,40 @@ fn write_service(b: &mut Builder, out: &mut NftablesRules, sp: &ServicePortInfo,
         if allow_from_node {
             sources.extend(sp.lb_vips.iter().map(|ip| Addr::Ip(*ip)));
         }
-        b.rule(
-            &fw_chain,
-            vec![Expr::SaddrNotAnon(sources)],
-            Stmt::Drop,
-            None,
-        );
+        let mut e = Emitter::begin(out);
+        e.rule([Expr::SaddrNotAnon(sources)], Stmt::Drop, None);
+        let (f, n) = e.end();
+        chains[n_chains] = (fw_chain, f, n);
+        n_chains += 1;
     }
-    if let Some(secs) = sp.affinity_seconds {
-        for e in &cat.all_reachable {
-            out.affinity_sets.push((aff_set(e), secs));
-        }
-    }
-    let write_eps = |b: &mut Builder, chain: &Arc<str>, eps: &[&super::model::EndpointInfo]| {
-        if sp.affinity_seconds.is_some() {
-            for e in eps {
-                b.rule(
-                    chain,
-                    vec![Expr::SaddrInSet(aff_set(e))],
-                    Stmt::Goto(ep_chain(e)),
-                    None,
-                );
-            }
-        }
-        b.rule(
-            chain,
-            vec![],
-            Stmt::Numgen(eps.iter().map(|e| ep_chain(e)).collect()),
-            None,
-        );
-    };
-    if uses_cluster_chain {
-        write_eps(b, &cluster_chain, &cat.cluster);
-    }
-    if uses_local_chain {
-        write_eps(b, &local_chain, &cat.local);
-    }
-    for e in &cat.all_reachable {
-        let c = ep_chain(e);
-        b.rule(
-            &c,
-            vec![Expr::Saddr(Addr::Ip(e.ip), false)],
-            Stmt::Jump(s("mark-for-masquerade")),
+    for (j, _) in cat.all_reachable() {
+        let mut e = Emitter::begin(out);
+        e.rule(
+            [Expr::SaddrEndpoint(i, j)],
+            Stmt::Jump(MARK_FOR_MASQUERADE),
             None,
         );
         if sp.affinity_seconds.is_some() {
-            b.rule(&c, vec![], Stmt::UpdateSet(aff_set(e)), None);
+            e.rule([], Stmt::UpdateAffinitySet(i, j), None);
         }
-        b.rule(&c, vec![], Stmt::Dnat(proto, e.addr.clone()), None);
+        e.rule([], Stmt::Dnat(proto, i, j), None);
+        let (first_rule, n_rules) = e.end();
+        out.chains.push(NftChain {
+            name: NChain::Endpoint(i, j),
+            hook: None,
+            comment: None,
+            first_rule,
+            n_rules,
+        });
+    }
+    for &(name, first_rule, n_rules) in &chains[..n_chains] {
+        out.chains.push(NftChain {
+            name,
+            hook: None,
+            comment: None,
+            first_rule,
+            n_rules,
+        });
     }
 }
 
@@ -718,108 +900,199 @@ impl LocalDetector {
 // ------------------------------------------------------------------------------------------
 // Rendering
 
-fn render_expr(ipx: &str, e: &Expr, out: &mut String) {
-    match e {
-        Expr::CtStateNew => out.push_str("ct state new"),
-        Expr::Daddr(a, neg) => {
-            let _ = write!(out, "{ipx} daddr {}{a}", if *neg { "!= " } else { "" });
-        }
-        Expr::DaddrInSet(set) => {
-            let _ = write!(out, "{ipx} daddr @{set}");
-        }
-        Expr::DaddrAnon(nets) => {
-            let list: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
-            let _ = write!(out, "{ipx} daddr {{ {} }}", list.join(", "));
-        }
-        Expr::Dport(p, port) => {
-            let _ = write!(out, "{} dport {port}", p.as_str());
-        }
-        Expr::Saddr(a, neg) => {
-            let _ = write!(out, "{ipx} saddr {}{a}", if *neg { "!= " } else { "" });
-        }
-        Expr::SaddrNotAnon(list) => {
-            let l: Vec<String> = list.iter().map(|a| a.to_string()).collect();
-            let _ = write!(out, "{ipx} saddr != {{ {} }}", l.join(", "));
-        }
-        Expr::SaddrInSet(set) => {
-            let _ = write!(out, "{ipx} saddr @{set}");
-        }
-        Expr::FibSaddrLocal => out.push_str("fib saddr type local"),
-        Expr::FibDaddrLocal => out.push_str("fib daddr type local"),
-        Expr::Iifname(i, neg) => {
-            let _ = write!(out, "iifname {}\"{i}\"", if *neg { "!= " } else { "" });
-        }
-        Expr::MarkAndZero(m) => {
-            let _ = write!(out, "mark and {m} == 0");
-        }
-    }
-}
-
-fn render_stmt(ipx: &str, st: &Stmt, out: &mut String) {
-    match st {
-        Stmt::Jump(c) => {
-            let _ = write!(out, "jump {c}");
-        }
-        Stmt::Goto(c) => {
-            let _ = write!(out, "goto {c}");
-        }
-        Stmt::Drop => out.push_str("drop"),
-        Stmt::Reject => out.push_str("reject"),
-        Stmt::Return => out.push_str("return"),
-        Stmt::MarkSetOr(m) => {
-            let _ = write!(out, "mark set mark or {m}");
-        }
-        Stmt::MarkSetXor(m) => {
-            let _ = write!(out, "mark set mark xor {m}");
-        }
-        Stmt::Masquerade => out.push_str("masquerade fully-random"),
-        Stmt::Dnat(p, to) => {
-            let _ = write!(out, "meta l4proto {} dnat to {to}", p.as_str());
-        }
-        Stmt::UpdateSet(set) => {
-            let _ = write!(out, "update @{set} {{ {ipx} saddr }}");
-        }
-        Stmt::VmapDest(m) => {
-            let _ = write!(out, "{ipx} daddr . meta l4proto . th dport vmap @{m}");
-        }
-        Stmt::VmapPort(m) => {
-            let _ = write!(out, "meta l4proto . th dport vmap @{m}");
-        }
-        Stmt::Numgen(eps) => {
-            let items: Vec<String> = eps
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{i} : goto {c}"))
-                .collect();
-            let _ = write!(
-                out,
-                "numgen random mod {} vmap {{ {} }}",
-                eps.len(),
-                items.join(", ")
-            );
-        }
-    }
-}
-
-/// One rule as it appears inside its chain block.
-pub fn rule_text(family: Family, r: &NftRule) -> String {
-    let ipx = match family {
+fn ipx(family: Family) -> &'static str {
+    match family {
         Family::IPv4 => "ip",
         Family::IPv6 => "ip6",
-    };
-    let mut out = String::new();
-    for e in &r.exprs {
-        render_expr(ipx, e, &mut out);
-        out.push(' ');
     }
-    render_stmt(ipx, &r.stmt, &mut out);
-    if let Some(c) = r.comment {
-        let _ = write!(out, " comment \"{c}\"");
-    }
-    out
 }
 
-fn elems<T>(out: &mut String, items: &[T], f: impl Fn(&T) -> String) {
+fn neq(out: &mut String, neg: bool) {
+    if neg {
+        out.push_str("!= ");
+    }
+}
+
+impl NftablesRules {
+    fn push_expr(&self, e: &Expr, out: &mut String) {
+        let ipx = ipx(self.family);
+        match e {
+            Expr::CtStateNew => out.push_str("ct state new"),
+            Expr::Daddr(a, neg) => {
+                out.push_str(ipx);
+                out.push_str(" daddr ");
+                neq(out, *neg);
+                a.push_to(out);
+            }
+            Expr::DaddrInSet(set) => {
+                out.push_str(ipx);
+                out.push_str(" daddr @");
+                out.push_str(set);
+            }
+            Expr::DaddrAnon(nets) => {
+                out.push_str(ipx);
+                out.push_str(" daddr { ");
+                for (k, n) in nets.iter().enumerate() {
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    push_net(out, *n);
+                }
+                out.push_str(" }");
+            }
+            Expr::Dport(p, port) => {
+                out.push_str(p.as_str());
+                out.push_str(" dport ");
+                push_u32(out, (*port).into());
+            }
+            Expr::Saddr(a, neg) => {
+                out.push_str(ipx);
+                out.push_str(" saddr ");
+                neq(out, *neg);
+                a.push_to(out);
+            }
+            Expr::SaddrNotAnon(list) => {
+                out.push_str(ipx);
+                out.push_str(" saddr != { ");
+                for (k, a) in list.iter().enumerate() {
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    a.push_to(out);
+                }
+                out.push_str(" }");
+            }
+            Expr::SaddrEndpoint(i, j) => {
+                out.push_str(ipx);
+                out.push_str(" saddr ");
+                out.push_str(port(&self.model, *i).endpoint_ip_text(*j));
+            }
+            Expr::SaddrInAffinitySet(i, j) => {
+                out.push_str(ipx);
+                out.push_str(" saddr @affinity-");
+                out.push_str(self.model.nft_endpoint_base(*i, *j));
+            }
+            Expr::FibSaddrLocal => out.push_str("fib saddr type local"),
+            Expr::FibDaddrLocal => out.push_str("fib daddr type local"),
+            Expr::Iifname(i, neg) => {
+                out.push_str("iifname ");
+                neq(out, *neg);
+                out.push('"');
+                out.push_str(i);
+                out.push('"');
+            }
+            Expr::MarkAndZero(m) => {
+                out.push_str("mark and ");
+                out.push_str(m);
+                out.push_str(" == 0");
+            }
+        }
+    }
+
+    fn push_stmt(&self, st: &Stmt, out: &mut String) {
+        let ipx = ipx(self.family);
+        let model = &*self.model;
+        match st {
+            Stmt::Jump(c) => {
+                out.push_str("jump ");
+                c.push_to(out, model);
+            }
+            Stmt::Goto(c) => {
+                out.push_str("goto ");
+                c.push_to(out, model);
+            }
+            Stmt::Drop => out.push_str("drop"),
+            Stmt::Reject => out.push_str("reject"),
+            Stmt::Return => out.push_str("return"),
+            Stmt::MarkSetOr(m) => {
+                out.push_str("mark set mark or ");
+                out.push_str(m);
+            }
+            Stmt::MarkSetXor(m) => {
+                out.push_str("mark set mark xor ");
+                out.push_str(m);
+            }
+            Stmt::Masquerade => out.push_str("masquerade fully-random"),
+            Stmt::Dnat(p, i, j) => {
+                out.push_str("meta l4proto ");
+                out.push_str(p.as_str());
+                out.push_str(" dnat to ");
+                out.push_str(port(model, *i).endpoint_addr(*j));
+            }
+            Stmt::UpdateAffinitySet(i, j) => {
+                out.push_str("update @affinity-");
+                out.push_str(model.nft_endpoint_base(*i, *j));
+                out.push_str(" { ");
+                out.push_str(ipx);
+                out.push_str(" saddr }");
+            }
+            Stmt::VmapDest(m) => {
+                out.push_str(ipx);
+                out.push_str(" daddr . meta l4proto . th dport vmap @");
+                out.push_str(m);
+            }
+            Stmt::VmapPort(m) => {
+                out.push_str("meta l4proto . th dport vmap @");
+                out.push_str(m);
+            }
+            Stmt::Numgen { port, first, len } => {
+                out.push_str("numgen random mod ");
+                push_u32(out, *len);
+                out.push_str(" vmap { ");
+                for (k, c) in self.numgen_chains(*port, *first, *len).enumerate() {
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    push_u32(out, k as u32);
+                    out.push_str(" : goto ");
+                    c.push_to(out, model);
+                }
+                out.push_str(" }");
+            }
+        }
+    }
+
+    /// Appends one rule as it appears inside its chain block.
+    pub fn push_rule(&self, r: &NftRule, out: &mut String) {
+        for e in self.exprs(r) {
+            self.push_expr(e, out);
+            out.push(' ');
+        }
+        self.push_stmt(&r.stmt, out);
+        if let Some(c) = r.comment {
+            out.push_str(" comment \"");
+            out.push_str(c);
+            out.push('"');
+        }
+    }
+
+    /// One rule as it appears inside its chain block.
+    pub fn rule_text(&self, r: &NftRule) -> String {
+        let mut s = String::new();
+        self.push_rule(r, &mut s);
+        s
+    }
+
+    fn push_verdict(&self, v: MapVerdict, out: &mut String) {
+        match v {
+            MapVerdict::Goto(c) => {
+                out.push_str("goto ");
+                c.push_to(out, &self.model);
+            }
+            MapVerdict::Drop => out.push_str("drop"),
+        }
+    }
+
+    fn push_comment(&self, c: Option<u32>, out: &mut String) {
+        if let Some(i) = c {
+            out.push_str(" comment \"");
+            out.push_str(&port(&self.model, i).name);
+            out.push('"');
+        }
+    }
+}
+
+fn elems<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
     if items.is_empty() {
         return;
     }
@@ -828,137 +1101,173 @@ fn elems<T>(out: &mut String, items: &[T], f: impl Fn(&T) -> String) {
         if i > 0 {
             out.push_str(",\n\t\t\t     ");
         }
-        out.push_str(&f(it));
+        f(out, it);
     }
     out.push_str(" }\n");
 }
 
-fn comment_part(c: &Option<Arc<str>>) -> String {
-    c.as_ref()
-        .map(|c| format!(" comment \"{c}\""))
-        .unwrap_or_default()
-}
-
 /// Renders the table in `nft list ruleset` layout.
 pub fn render(r: &NftablesRules) -> String {
+    let mut out = String::with_capacity(render_capacity(r));
+    render_into(r, &mut out);
+    out
+}
+
+/// A generous estimate of the rendered size: memory reserved but never written costs
+/// nothing, a regrown buffer costs a copy of everything written so far.
+pub fn render_capacity(r: &NftablesRules) -> usize {
+    4096 + (r.element_count() + r.affinity_sets.len()) * 160
+        + r.rules.len() * 160
+        + r.chains.len() * 160
+}
+
+/// [`render`], appended to `out`.
+pub fn render_into(r: &NftablesRules, out: &mut String) {
     let fam = r.table_family();
     let addr_t = match r.family {
         Family::IPv4 => "ipv4_addr",
         Family::IPv6 => "ipv6_addr",
     };
-    let mut out = String::with_capacity(4096 + r.service_ips.len() * 96);
-    let _ = writeln!(out, "table {fam} kube-proxy {{");
+    out.push_str("table ");
+    out.push_str(fam);
+    out.push_str(" kube-proxy {\n");
     out.push_str("\tcomment \"rules for kube-proxy\"\n");
     let set = |out: &mut String, name: &str, comment: &str, items: &[IpAddr]| {
-        let _ = writeln!(
-            out,
-            "\tset {name} {{\n\t\ttype {addr_t}\n\t\tcomment \"{comment}\""
-        );
-        elems(out, items, |ip| ip.to_string());
+        for part in [
+            "\tset ",
+            name,
+            " {\n\t\ttype ",
+            addr_t,
+            "\n\t\tcomment \"",
+            comment,
+            "\"\n",
+        ] {
+            out.push_str(part);
+        }
+        elems(out, items, |out, ip| push_ip(out, *ip));
         out.push_str("\t}\n\n");
     };
-    set(&mut out, "cluster-ips", "Active ClusterIPs", &r.cluster_ips);
+    set(out, "cluster-ips", "Active ClusterIPs", &r.cluster_ips);
     if let Some(ips) = &r.nodeport_ips {
-        set(
-            &mut out,
-            "nodeport-ips",
-            "IPs that accept NodePort traffic",
-            ips,
-        );
+        set(out, "nodeport-ips", "IPs that accept NodePort traffic", ips);
     }
     let dest_map = |out: &mut String, name: &str, comment: &str, items: &[DestElem]| {
-        let _ = writeln!(
-            out,
-            "\tmap {name} {{\n\t\ttype {addr_t} . inet_proto . inet_service : verdict\n\t\tcomment \"{comment}\""
-        );
-        elems(out, items, |e| {
-            format!(
-                "{} . {} . {}{} : {}",
-                e.ip,
-                e.proto.as_str(),
-                e.port,
-                comment_part(&e.comment),
-                e.verdict
-            )
+        for part in [
+            "\tmap ",
+            name,
+            " {\n\t\ttype ",
+            addr_t,
+            " . inet_proto . inet_service : verdict\n\t\tcomment \"",
+            comment,
+            "\"\n",
+        ] {
+            out.push_str(part);
+        }
+        elems(out, items, |out, e| {
+            push_ip(out, e.ip);
+            out.push_str(" . ");
+            out.push_str(e.proto.as_str());
+            out.push_str(" . ");
+            push_u32(out, e.port.into());
+            r.push_comment(e.comment, out);
+            out.push_str(" : ");
+            r.push_verdict(e.verdict, out);
         });
         out.push_str("\t}\n\n");
     };
     let port_map = |out: &mut String, name: &str, comment: &str, items: &[PortElem]| {
-        let _ = writeln!(
-            out,
-            "\tmap {name} {{\n\t\ttype inet_proto . inet_service : verdict\n\t\tcomment \"{comment}\""
-        );
-        elems(out, items, |e| {
-            format!(
-                "{} . {}{} : {}",
-                e.proto.as_str(),
-                e.port,
-                comment_part(&e.comment),
-                e.verdict
-            )
+        for part in [
+            "\tmap ",
+            name,
+            " {\n\t\ttype inet_proto . inet_service : verdict\n\t\tcomment \"",
+            comment,
+            "\"\n",
+        ] {
+            out.push_str(part);
+        }
+        elems(out, items, |out, e| {
+            out.push_str(e.proto.as_str());
+            out.push_str(" . ");
+            push_u32(out, e.port.into());
+            r.push_comment(e.comment, out);
+            out.push_str(" : ");
+            r.push_verdict(e.verdict, out);
         });
         out.push_str("\t}\n\n");
     };
     dest_map(
-        &mut out,
+        out,
         "firewall-ips",
         "destinations that are subject to LoadBalancerSourceRanges",
         &r.firewall_ips,
     );
     port_map(
-        &mut out,
+        out,
         "no-endpoint-nodeports",
         "vmap to drop or reject packets to service nodeports with no endpoints",
         &r.no_endpoint_nodeports,
     );
     dest_map(
-        &mut out,
+        out,
         "no-endpoint-services",
         "vmap to drop or reject packets to services with no endpoints",
         &r.no_endpoint_services,
     );
     dest_map(
-        &mut out,
+        out,
         "service-ips",
         "ClusterIP, ExternalIP and LoadBalancer IP traffic",
         &r.service_ips,
     );
     port_map(
-        &mut out,
+        out,
         "service-nodeports",
         "NodePort traffic",
         &r.service_nodeports,
     );
-    for (name, secs) in &r.affinity_sets {
-        let _ = writeln!(
-            out,
-            "\tset {name} {{\n\t\ttype {addr_t}\n\t\tflags dynamic,timeout\n\t\ttimeout {secs}s\n\t}}\n"
-        );
+    for &(i, j, secs) in &r.affinity_sets {
+        out.push_str("\tset affinity-");
+        out.push_str(r.model.nft_endpoint_base(i, j));
+        out.push_str(" {\n\t\ttype ");
+        out.push_str(addr_t);
+        out.push_str("\n\t\tflags dynamic,timeout\n\t\ttimeout ");
+        push_u32(out, secs);
+        out.push_str("s\n\t}\n\n");
     }
     for c in &r.chains {
-        let _ = writeln!(out, "\tchain {} {{", c.name);
+        out.push_str("\tchain ");
+        c.name.push_to(out, &r.model);
+        out.push_str(" {\n");
         if let Some(comment) = c.comment {
-            let _ = writeln!(out, "\t\tcomment \"{comment}\"");
+            out.push_str("\t\tcomment \"");
+            out.push_str(comment);
+            out.push_str("\"\n");
         }
         if let Some(h) = &c.hook {
-            let _ = writeln!(
-                out,
-                "\t\ttype {} hook {} priority {}; policy accept;",
-                h.type_, h.hook, h.priority
-            );
+            for part in [
+                "\t\ttype ",
+                h.type_,
+                " hook ",
+                h.hook,
+                " priority ",
+                h.priority,
+                "; policy accept;\n",
+            ] {
+                out.push_str(part);
+            }
         }
-        for rule in &c.rules {
-            let _ = writeln!(out, "\t\t{}", rule_text(r.family, rule));
+        for rule in r.chain_rules(c) {
+            out.push_str("\t\t");
+            r.push_rule(rule, out);
+            out.push('\n');
         }
-        out.push_str("\t}\n");
-        out.push('\n');
+        out.push_str("\t}\n\n");
     }
     // Drop the blank line after the last block.
     if out.ends_with("\n\n") {
         out.pop();
     }
     out.push_str("}\n");
-    out
 }
 
 // ------------------------------------------------------------------------------------------
@@ -994,8 +1303,9 @@ impl Tracer<'_> {
             Expr::Dport(proto, port) => *proto == p.proto && *port == p.dport,
             Expr::Saddr(a, neg) => a.contains(p.src) != *neg,
             Expr::SaddrNotAnon(list) => !list.iter().any(|a| a.contains(p.src)),
+            Expr::SaddrEndpoint(i, j) => endpoint(&self.r.model, *i, *j).ip == p.src,
             // Affinity sets start empty: the tracer follows a first connection.
-            Expr::SaddrInSet(_) => false,
+            Expr::SaddrInAffinitySet(..) => false,
             // The nftables test tracer treats only the node's own addresses as local.
             Expr::FibSaddrLocal => p.node_ips.contains(&p.src),
             Expr::FibDaddrLocal => p.node_ips.contains(&self.dst),
@@ -1016,20 +1326,20 @@ impl Tracer<'_> {
             .find(|e| e.proto == self.p.proto && e.port == self.p.dport)
     }
 
-    fn matched(&mut self, chain: &str, rule: &NftRule) {
+    fn matched(&mut self, chain: NChain, rule: &NftRule) {
         self.res.matches.push(MatchedRule {
             table: if self.r.family == Family::IPv4 {
                 "ip kube-proxy"
             } else {
                 "ip6 kube-proxy"
             },
-            chain: chain.to_string(),
-            rule: rule_text(self.r.family, rule),
+            chain: chain.name(&self.r.model),
+            rule: self.r.rule_text(rule),
         });
     }
 
-    /// Runs a map verdict; returns Some(terminated) when it ended the chain.
-    fn run_verdict(&mut self, v: &MapVerdict, depth: usize) -> bool {
+    /// Runs a map verdict; returns whether it ended the packet's walk.
+    fn run_verdict(&mut self, v: MapVerdict, depth: usize) -> bool {
         match v {
             MapVerdict::Drop => {
                 self.res.outputs.push("DROP".into());
@@ -1039,31 +1349,32 @@ impl Tracer<'_> {
         }
     }
 
-    fn run_chain(&mut self, name: &str, depth: usize) -> bool {
+    fn run_chain(&mut self, name: NChain, depth: usize) -> bool {
         if depth > 32 {
             return false;
         }
-        let Some(chain) = self.r.chain(name) else {
+        let r = self.r;
+        let Some(chain) = r.chain(name) else {
             return false;
         };
-        for rule in &chain.rules {
-            if !rule.exprs.iter().all(|e| self.expr_matches(e)) {
+        for rule in r.chain_rules(chain) {
+            if !r.exprs(rule).iter().all(|e| self.expr_matches(e)) {
                 continue;
             }
             match &rule.stmt {
-                Stmt::Jump(c) if &**c == "mark-for-masquerade" => {
+                Stmt::Jump(c) if *c == MARK_FOR_MASQUERADE => {
                     self.matched(name, rule);
                     self.res.masq = true;
                 }
                 Stmt::Jump(c) => {
                     self.matched(name, rule);
-                    if self.run_chain(c, depth + 1) {
+                    if self.run_chain(*c, depth + 1) {
                         return true;
                     }
                 }
                 Stmt::Goto(c) => {
                     self.matched(name, rule);
-                    return self.run_chain(c, depth + 1);
+                    return self.run_chain(*c, depth + 1);
                 }
                 Stmt::Drop => {
                     self.matched(name, rule);
@@ -1079,45 +1390,45 @@ impl Tracer<'_> {
                     self.matched(name, rule);
                     return false;
                 }
-                Stmt::Dnat(_, to) => {
+                Stmt::Dnat(_, i, j) => {
                     self.matched(name, rule);
-                    self.res.outputs.push(to.to_string());
+                    self.res
+                        .outputs
+                        .push(port(&r.model, *i).endpoint_addr(*j).to_string());
                     return true;
                 }
                 Stmt::VmapDest(map) => {
                     let elems = match *map {
-                        "service-ips" => &self.r.service_ips,
-                        "no-endpoint-services" => &self.r.no_endpoint_services,
-                        "firewall-ips" => &self.r.firewall_ips,
+                        "service-ips" => &r.service_ips,
+                        "no-endpoint-services" => &r.no_endpoint_services,
+                        "firewall-ips" => &r.firewall_ips,
                         _ => continue,
                     };
                     if let Some(e) = self.lookup_dest(elems) {
-                        let v = e.verdict.clone();
                         self.matched(name, rule);
-                        return self.run_verdict(&v, depth);
+                        return self.run_verdict(e.verdict, depth);
                     }
                 }
                 Stmt::VmapPort(map) => {
                     let elems = match *map {
-                        "service-nodeports" => &self.r.service_nodeports,
-                        "no-endpoint-nodeports" => &self.r.no_endpoint_nodeports,
+                        "service-nodeports" => &r.service_nodeports,
+                        "no-endpoint-nodeports" => &r.no_endpoint_nodeports,
                         _ => continue,
                     };
                     if let Some(e) = self.lookup_port(elems) {
-                        let v = e.verdict.clone();
                         self.matched(name, rule);
-                        return self.run_verdict(&v, depth);
+                        return self.run_verdict(e.verdict, depth);
                     }
                 }
-                Stmt::Numgen(eps) => {
+                Stmt::Numgen { port, first, len } => {
                     // Every endpoint is a possible choice: follow them all.
                     self.matched(name, rule);
-                    for c in eps {
+                    for c in r.numgen_chains(*port, *first, *len) {
                         self.run_chain(c, depth + 1);
                     }
                     return true;
                 }
-                Stmt::UpdateSet(_)
+                Stmt::UpdateAffinitySet(..)
                 | Stmt::MarkSetOr(_)
                 | Stmt::MarkSetXor(_)
                 | Stmt::Masquerade => {}
@@ -1137,7 +1448,7 @@ pub fn trace(r: &NftablesRules, p: &PacketCtx) -> TraceResult {
         dst: p.dst,
         res: TraceResult::default(),
     };
-    let [pre, nat, fwd, input] = r.trace_chains;
+    let [pre, nat, fwd, input] = r.trace_chains.map(NChain::Fixed);
     if t.run_chain(pre, 0) {
         return t.res;
     }
