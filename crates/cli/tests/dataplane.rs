@@ -144,6 +144,9 @@ const TRACES: &[(&str, &str, &str, &[&str])] = &[
     ("ip-masq-agent-ipv4-only", "default/app-1", "external", &["--family", "IPv4", "--port", "443"]),
     ("ip-masq-agent-ipv4-only", "default/app-1", "external", &["--family", "IPv6", "--port", "443"]),
     ("ip-masq-agent-ipv4-only", "default/client", "svc:default/app:http", &["--family", "IPv6"]),
+    // Regression: a pod reaching its own Service. The hairpin mark of its own endpoint chain
+    // must apply to the path back to itself only, not to the other endpoints' paths.
+    ("ip-masq-agent-ipv4-only", "default/app-1", "svc:default/app:http", &["--family", "IPv6"]),
 
     // Calico as the seed guide sets it up.
     ("calico-guide", "default/client", "default/server", &["--family", "IPv6", "--port", "8080"]),

@@ -475,6 +475,7 @@ impl Walk<'_> {
         // 2. kube-proxy on the ingress node.
         let mut candidates: Vec<(IpAddr, u16)> = vec![(to.ip, self.port)];
         let mut kube_masq = false;
+        let mut any_hairpin_mark = false;
         if let Some(rules) = self.dp.rules(&ingress, fam) {
             let node_ips = self.node_ips(&ingress);
             let p = PacketCtx {
@@ -494,7 +495,20 @@ impl Walk<'_> {
                     format!("{} {} {}: {}", rules.mode(), m.table, m.chain, m.rule),
                 ));
             }
-            kube_masq = res.masq;
+            // kube-proxy's own test tracer keeps one masquerade flag for the whole walk, but the
+            // hairpin rule in an endpoint's chain (`-s <endpoint> -j KUBE-MARK-MASQ`) marks only
+            // packets DNATed to that same endpoint: a mark set in an endpoint chain belongs to
+            // that endpoint's path, a mark set anywhere else to every path.
+            kube_masq = res.masq
+                && res
+                    .matches
+                    .iter()
+                    .any(|m| marks_for_masquerade(&m.rule) && !is_endpoint_chain(&m.chain));
+            any_hairpin_mark = res.masq
+                && res
+                    .matches
+                    .iter()
+                    .any(|m| marks_for_masquerade(&m.rule) && is_endpoint_chain(&m.chain));
             let terminal: Vec<&String> = res
                 .outputs
                 .iter()
@@ -544,7 +558,7 @@ impl Walk<'_> {
                             to.ip,
                             self.port,
                             crate::proxy::model::join_host_port(*ip, *port),
-                            if res.masq {
+                            if kube_masq || (res.masq && *ip == from.place.ip) {
                                 " (marked for masquerade 0x4000)"
                             } else {
                                 ""
@@ -578,8 +592,19 @@ impl Walk<'_> {
         trace.hops = hops;
 
         // 3. Every possible destination.
+        let hairpin_marked = any_hairpin_mark;
         for (ip, port) in candidates {
-            let path = self.forward(&from, &to, &ingress, origin, ip, port, kube_masq);
+            // The hairpin mark: the packet goes back to the pod that sent it.
+            let hairpin = ip == from.place.ip;
+            let path = self.forward(
+                &from,
+                &to,
+                &ingress,
+                origin,
+                ip,
+                port,
+                kube_masq || hairpin_marked && hairpin,
+            );
             trace.paths.push(path);
         }
         let delivered: Vec<&PathResult> = trace
@@ -1143,4 +1168,14 @@ pub fn render_trace_text(t: &Trace) -> String {
         if t.masqueraded { "yes" } else { "no" }
     );
     out
+}
+
+/// Whether a rule jumps to kube-proxy's mark-for-masquerade chain (iptables or nftables).
+fn marks_for_masquerade(rule: &str) -> bool {
+    rule.contains("-j KUBE-MARK-MASQ") || rule.contains("jump mark-for-masquerade")
+}
+
+/// Whether a chain is one endpoint's (iptables `KUBE-SEP-…`, nftables `endpoint-…`).
+fn is_endpoint_chain(chain: &str) -> bool {
+    chain.starts_with("KUBE-SEP-") || chain.starts_with("endpoint-")
 }
