@@ -6,6 +6,10 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The allocator the `knetsim` binary uses, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use knetsim_model::source::FsLoader;
 
 const LIMITS: &str = concat!(
