@@ -619,6 +619,12 @@ impl MapEmit<'_, '_> {
     /// A struct field: its name is a Rust identifier (camelCased), which YAML always reads
     /// as a plain string, so it skips the quoting check.
     fn entry<V: Serialize + ?Sized>(&mut self, key: &'static str, v: &V) -> Result<(), Error> {
+        debug_assert!(!needs_quotes(key), "{key}");
+        self.rendered_entry(key, v)
+    }
+
+    /// Writes `key: value`, the key already rendered as YAML text.
+    fn rendered_entry<V: Serialize + ?Sized>(&mut self, key: &str, v: &V) -> Result<(), Error> {
         let indent = self.ctx.map_indent();
         if self.count == 0 {
             if let Ctx::MapValue { .. } = self.ctx {
@@ -628,7 +634,6 @@ impl MapEmit<'_, '_> {
         } else {
             self.s.pad(indent);
         }
-        debug_assert!(!needs_quotes(key), "{key}");
         self.s.out.push_str(key);
         self.s.out.push(':');
         self.count += 1;
@@ -681,24 +686,9 @@ impl ser::SerializeMap for MapEmit<'_, '_> {
         k: &K,
         v: &V,
     ) -> Result<(), Error> {
+        // The key is rendered (and quoted if needed) first, then written verbatim.
         let key = key_text(k)?;
-        // The key was already rendered (and quoted if needed); write it verbatim.
-        let indent = self.ctx.map_indent();
-        if self.count == 0 {
-            if let Ctx::MapValue { .. } = self.ctx {
-                self.s.out.push('\n');
-                self.s.pad(indent);
-            }
-        } else {
-            self.s.pad(indent);
-        }
-        self.count += 1;
-        self.s.out.push_str(&key);
-        self.s.out.push(':');
-        v.serialize(Emit {
-            s: self.s,
-            ctx: Ctx::MapValue { indent },
-        })
+        self.rendered_entry(&key, v)
     }
     fn end(self) -> Result<(), Error> {
         self.finish()

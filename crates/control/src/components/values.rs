@@ -7,7 +7,6 @@
 //! the message do not depend on how the scenario spelled the value.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -20,30 +19,9 @@ pub(crate) fn get<'a>(flags: Flags<'a>, name: &str) -> Option<&'a Flag> {
     flags.and_then(|f| f.get(name))
 }
 
-/// Go's `%q` for a string: double-quoted with Go escapes (`strconv.Quote`).
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q` for a string (`strconv.Quote`): one implementation serves the Service validation
+/// messages and the flag errors.
+pub(crate) use crate::service::field::go_quote;
 
 /// Go's `%#v` for a `[]string`: `[]string{"a", "b"}`, which is how apimachinery's field errors
 /// print a string slice that was rejected.

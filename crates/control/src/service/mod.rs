@@ -29,7 +29,7 @@
 
 mod apply;
 mod families;
-mod field;
+pub(crate) mod field;
 mod ipstr;
 mod nodeport;
 mod spec;
