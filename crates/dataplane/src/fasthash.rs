@@ -3,9 +3,12 @@
 //! flooding attacks this crate has no use for, and costs more than the lookups themselves on
 //! the hot paths.
 //!
-//! The mixing step is the one of rustc's `FxHasher` (a multiply and a rotate per word).
-//! Tables built with it are only ever looked up, never iterated into output, so their order
-//! does not matter.
+//! The mixing step is the one of rustc's `FxHasher` (a multiply and a rotate per word),
+//! finished with MurmurHash3's 64-bit finalizer: a multiply leaves the low bits of a hash
+//! depending only on the low bits of the last word, and hashbrown picks buckets by the low
+//! bits, so without the finalizer keys such as `/24` networks (whose low byte is zero)
+//! collide. Tables built with it are only ever looked up, never iterated into output, so
+//! their order does not matter.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -68,9 +71,37 @@ impl Hasher for FastHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::FastHasher;
+
+    #[test]
+    fn keys_differing_in_high_bits_spread_over_low_bits() {
+        // /24 networks: the low byte is always zero. The bucket index of a table of 4,096
+        // buckets is the low 12 bits: they must take many values.
+        let b = BuildHasherDefault::<FastHasher>::default();
+        let mut buckets = std::collections::BTreeSet::new();
+        for n in 0u128..4096 {
+            buckets.insert(b.hash_one((24u8, 0x0a80_0000u128 + (n << 8))) & 0xfff);
+        }
+        assert!(
+            buckets.len() > 2000,
+            "only {} distinct buckets",
+            buckets.len()
+        );
+    }
+}

@@ -17,7 +17,7 @@ use crate::{
     trace,
 };
 
-fn cluster(mode: &str, minor: u16) -> ClusterBuilder {
+pub(crate) fn cluster(mode: &str, minor: u16) -> ClusterBuilder {
     ClusterBuilder::new(
         minor,
         mode,
@@ -185,7 +185,7 @@ fn cluster(mode: &str, minor: u16) -> ClusterBuilder {
     )
 }
 
-fn fabric() -> FabricConfig {
+pub(crate) fn fabric() -> FabricConfig {
     FabricConfig {
         lb_addresses: vec![
             AddressRange {
@@ -201,11 +201,11 @@ fn fabric() -> FabricConfig {
     }
 }
 
-fn host_local(mode: &str) -> Dataplane {
+pub(crate) fn host_local(mode: &str) -> Dataplane {
     build_with(cluster(mode, 34).build(), Cni::HostLocal, &fabric(), None)
 }
 
-fn calico(ipv6_support: bool, v6_nat: bool) -> Dataplane {
+pub(crate) fn calico(ipv6_support: bool, v6_nat: bool) -> Dataplane {
     let state = cluster("iptables", 34)
         .cni("calico")
         .calico(CalicoState {
@@ -249,7 +249,7 @@ fn calico(ipv6_support: bool, v6_nat: bool) -> Dataplane {
     build_with(&state, cni, &fabric(), None)
 }
 
-fn q(from: &str, to: &str, family: Option<Family>, port: Option<u16>) -> TraceQuery {
+pub(crate) fn q(from: &str, to: &str, family: Option<Family>, port: Option<u16>) -> TraceQuery {
     TraceQuery {
         from: from.into(),
         to: to.into(),
@@ -259,29 +259,29 @@ fn q(from: &str, to: &str, family: Option<Family>, port: Option<u16>) -> TraceQu
     }
 }
 
-struct Case {
-    name: &'static str,
-    dp: fn() -> Dataplane,
-    query: TraceQuery,
-    verdict: Outcome,
-    endpoints: &'static [&'static str],
-    masq: bool,
-    reason: &'static str,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) dp: fn() -> Dataplane,
+    pub(crate) query: TraceQuery,
+    pub(crate) verdict: Outcome,
+    pub(crate) endpoints: &'static [&'static str],
+    pub(crate) masq: bool,
+    pub(crate) reason: &'static str,
 }
 
-fn hl() -> Dataplane {
+pub(crate) fn hl() -> Dataplane {
     host_local("iptables")
 }
-fn hl_nft() -> Dataplane {
+pub(crate) fn hl_nft() -> Dataplane {
     host_local("nftables")
 }
-fn hl_no_v6_fwd() -> Dataplane {
+pub(crate) fn hl_no_v6_fwd() -> Dataplane {
     let s = cluster("iptables", 34)
         .sysctl("node-1", "net.ipv6.conf.all.forwarding", "0")
         .build();
     build_with(&s, Cni::HostLocal, &fabric(), None)
 }
-fn masq_agent_default() -> Dataplane {
+pub(crate) fn masq_agent_default() -> Dataplane {
     let (agent, _) = masq_agent(&Default::default());
     build_with(
         cluster("iptables", 34).build(),
@@ -290,16 +290,16 @@ fn masq_agent_default() -> Dataplane {
         Some(&agent),
     )
 }
-fn calico_dual() -> Dataplane {
+pub(crate) fn calico_dual() -> Dataplane {
     calico(true, false)
 }
-fn calico_v6_nat() -> Dataplane {
+pub(crate) fn calico_v6_nat() -> Dataplane {
     calico(true, true)
 }
-fn calico_no_felix_v6() -> Dataplane {
+pub(crate) fn calico_no_felix_v6() -> Dataplane {
     calico(false, true)
 }
-fn kubenet() -> Dataplane {
+pub(crate) fn kubenet() -> Dataplane {
     build_with(
         cluster("iptables", 34).cni("kubenet").build(),
         Cni::Kubenet,
@@ -308,7 +308,7 @@ fn kubenet() -> Dataplane {
     )
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let c = |name, dp, query, verdict, endpoints, masq, reason| Case {
         name,
         dp,
@@ -743,6 +743,87 @@ fn kernel_rule_files() {
                 );
                 std::fs::write(dir.join(format!("{name}-{node}.nft")), nft).unwrap();
             }
+        }
+    }
+}
+
+/// A generated cluster with more service ports than one run of the parallel renderers, and
+/// some of every kind of Service.
+fn varied_cluster(mode: &'static str) -> Dataplane {
+    use knetsim_control::state::{ClientIpConfig, SessionAffinityConfig};
+    let mut state = crate::testkit::scale(&crate::testkit::Scale {
+        minor: 34,
+        mode,
+        nodes: 8,
+        services: 700,
+        endpoints: 2,
+        namespaces: 3,
+    });
+    for (i, svc) in state.services.values_mut().enumerate() {
+        match i % 6 {
+            1 => {
+                svc.spec.type_ = "NodePort".into();
+                svc.spec.ports[0].node_port = Some(30000 + i as u16);
+                svc.spec.external_traffic_policy = Some("Local".into());
+            }
+            2 => svc.spec.internal_traffic_policy = Some("Local".into()),
+            3 => {
+                svc.spec.session_affinity = Some("ClientIP".into());
+                svc.spec.session_affinity_config = Some(SessionAffinityConfig {
+                    client_ip: ClientIpConfig {
+                        timeout_seconds: 60,
+                    },
+                });
+            }
+            4 => {
+                svc.spec.external_ips = vec![
+                    format!("192.168.99.{}", i % 250).parse().unwrap(),
+                    format!("2001:db8:99::{i:x}").parse().unwrap(),
+                ]
+            }
+            _ => {}
+        }
+    }
+    build_with(state, Cni::HostLocal, &fabric(), None)
+}
+
+#[test]
+fn rendering_is_the_same_kept_or_not_and_on_any_thread_count() {
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let dps = [varied_cluster("iptables"), varied_cluster("nftables")];
+    for (k, dp) in dps.iter().enumerate() {
+        let other = &dps[1 - k];
+        for node in ["node-0", "node-2"] {
+            let render = |dp: &Dataplane| {
+                (
+                    render_iptables_save(dp, node, IPv4),
+                    render_iptables_save(dp, node, IPv6),
+                    render_nft(dp, node),
+                )
+            };
+            // Written and rendered in parallel runs, not kept.
+            let fresh = render(dp);
+            assert!(fresh.0.contains("-A KUBE-SERVICES") || fresh.2.contains("service-ips"));
+            assert_eq!(one_thread.install(|| render(dp)), fresh, "{node}: one thread");
+            // The other mode's dataplane renders this mode's rules the same way.
+            let mode = dp.proxy_mode().unwrap();
+            let want = match mode {
+                "iptables" => fresh.0.clone(),
+                _ => fresh.2.split("\n\ntable ip6").next().unwrap().to_string() + "\n",
+            };
+            assert_eq!(
+                crate::render_rules_in_mode(other, node, IPv4, mode).unwrap(),
+                want,
+                "{node}: {mode} rules rendered from the other mode's dataplane"
+            );
+            // Rendered from kept rules.
+            for f in [IPv4, IPv6] {
+                dp.rules(node, f).unwrap();
+            }
+            assert_eq!(render(dp), fresh, "{node}: kept rules");
         }
     }
 }

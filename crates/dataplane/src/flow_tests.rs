@@ -19,9 +19,22 @@ use crate::{Cni, Dataplane, build_with};
 
 const NODE: &str = "test-node";
 
-fn fixture(mode: &str, variant: Variant) -> Dataplane {
+pub(crate) fn fixture(mode: &str, variant: Variant) -> Dataplane {
+    fixture_with(mode, 34, &|p| match variant {
+        Variant::Default => {}
+        Variant::MasqueradeAll => p.masquerade_all = true,
+        Variant::NoLocalDetector => p.cluster_cidrs.clear(),
+    })
+}
+
+/// The fixture on Kubernetes `minor`, with kube-proxy's configuration adjusted by `tweak`.
+pub(crate) fn fixture_with(
+    mode: &str,
+    minor: u16,
+    tweak: &dyn Fn(&mut knetsim_control::state::ProxyConfig),
+) -> Dataplane {
     let mut b = ClusterBuilder::new(
-        34,
+        minor,
         mode,
         &["172.30.0.0/16", "fd00:172:30::/112"],
         &["10.0.0.0/8", "fd00:10::/64"],
@@ -36,11 +49,7 @@ fn fixture(mode: &str, variant: Variant) -> Dataplane {
         &["192.168.0.3", "2001:db8::2"],
         &["10.0.1.0/24", "fd00:10:0:1::/64"],
     );
-    b = match variant {
-        Variant::Default => b,
-        Variant::MasqueradeAll => b.proxy(|p| p.masquerade_all = true),
-        Variant::NoLocalDetector => b.proxy(|p| p.cluster_cidrs.clear()),
-    };
+    b = b.proxy(tweak);
     // The nftables fake proxier of the upstream tests uses the "primary" NodePort addresses;
     // the iptables one leaves them unset (every local address).
     b = b
@@ -252,7 +261,7 @@ fn fixture(mode: &str, variant: Variant) -> Dataplane {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Variant {
+pub(crate) enum Variant {
     Default,
     MasqueradeAll,
     NoLocalDetector,

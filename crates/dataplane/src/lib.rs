@@ -13,6 +13,8 @@
 //! - [`masq`]: egress masquerade by ip-masq-agent, kindnet, kubenet or Calico, and whether the
 //!   external network can answer a source address.
 //! - [`trace`]: `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
+//! - [`verdict`]: the fast path: a compiled query's verdict from lookup tables, without the
+//!   hop-by-hop record (for reachability questions asked millions of times).
 //! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:`.
 //! - [`names`]: hashes and encodings kube-proxy and CNIs derive names from.
 //! - [`fasthash`]: a fast hasher for the lookup tables on hot paths.
@@ -37,6 +39,9 @@ pub mod routes;
 #[doc(hidden)]
 pub mod testkit;
 pub mod trace;
+pub mod verdict;
+#[cfg(test)]
+mod verdict_tests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,6 +58,8 @@ pub use masq::EgressMasq;
 pub use proxy::{ProxyRules, RuleCounts, RulesError};
 pub use routes::{RouteTable, render_routes};
 pub use trace::{Trace, TraceQuery, render_trace_text, trace};
+// `render_rules_in_mode` is defined below with the other renderers.
+pub use verdict::{CompiledQuery, Verdict};
 
 #[derive(Debug, Default)]
 struct NodeCache {
@@ -112,6 +119,8 @@ pub struct Dataplane {
     /// programs nothing).
     models: OnceLock<Option<[Arc<proxy::FamilyModel>; 2]>>,
     nodes: BTreeMap<String, NodeCache>,
+    /// The fast path's lookup tables, built on first use.
+    fast: OnceLock<verdict::FastIndex>,
     /// Warnings found while building (an ip-masq-agent configuration the agent rejects, …).
     pub warnings: Vec<Diagnostic>,
 }
@@ -193,6 +202,7 @@ pub fn build_with(
         lb_ips,
         models: Default::default(),
         nodes,
+        fast: OnceLock::new(),
         warnings: Vec::new(),
     }
 }
@@ -255,6 +265,24 @@ impl Dataplane {
         }
     }
 
+    /// The rules kube-proxy would program on one node for one family if it ran in `mode`
+    /// (`iptables` or `nftables`) with the rest of its configuration unchanged: what a
+    /// migration between modes would change. Built now and not kept; `None` as for
+    /// [`Dataplane::rules`].
+    pub fn generate_rules_in(
+        &self,
+        node: &str,
+        family: Family,
+        mode: &str,
+    ) -> Option<Result<ProxyRules, RulesError>> {
+        self.nodes.get(node)?;
+        let mut cfg = self.proxy.clone()?;
+        cfg.mode = mode.to_string();
+        let model = self.model(family)?;
+        let ctx = proxy::NodeCtx::new(&self.state, &cfg, node, family);
+        Some(proxy::build_rules(model, &ctx, mode))
+    }
+
     /// Calls `f` with the node's rules: the kept ones if [`Dataplane::rules`] built them, else
     /// ones built for the call and dropped after it.
     pub fn with_rules<R>(
@@ -274,8 +302,23 @@ impl Dataplane {
         f(built.as_ref().and_then(|r| r.as_ref().ok()))
     }
 
+    /// kube-proxy's view of `node` for `family`, when the node exists and kube-proxy runs.
+    fn node_ctx(&self, node: &str, family: Family) -> Option<proxy::NodeCtx> {
+        self.nodes.get(node)?;
+        let cfg = self.proxy.as_ref()?;
+        Some(proxy::NodeCtx::new(&self.state, cfg, node, family))
+    }
+
+    /// [`Dataplane::node_ctx`] as if kube-proxy ran in `mode`.
+    fn node_ctx_in(&self, node: &str, family: Family, mode: &str) -> Option<proxy::NodeCtx> {
+        self.nodes.get(node)?;
+        let mut cfg = self.proxy.clone()?;
+        cfg.mode = mode.to_string();
+        Some(proxy::NodeCtx::new(&self.state, &cfg, node, family))
+    }
+
     /// The Service model of a family, built on first use.
-    fn model(&self, family: Family) -> Option<&Arc<proxy::FamilyModel>> {
+    pub(crate) fn model(&self, family: Family) -> Option<&Arc<proxy::FamilyModel>> {
         let models = self.models.get_or_init(|| {
             if self.proxy_problem.is_some() {
                 return None;
@@ -292,6 +335,7 @@ impl Dataplane {
     /// been built (to bound memory after visiting many nodes, or to measure cold costs).
     pub fn reset_caches(&mut self) {
         self.models = Default::default();
+        self.fast = OnceLock::new();
         for c in self.nodes.values_mut() {
             *c = NodeCache::default();
         }
@@ -373,46 +417,84 @@ pub fn render_iptables_save(dp: &Dataplane, node: &str, family: Family) -> Strin
             &extra,
         );
     }
-    dp.with_rules(node, family, |r| match r {
-        Some(ProxyRules::Iptables(r)) => proxy::iptables::render(r, &chains, &extra),
-        _ => proxy::iptables::render(
+    let empty = || {
+        proxy::iptables::render(
             &proxy::iptables::IptablesRules::empty(family),
             &chains,
             &extra,
-        ),
-    })
+        )
+    };
+    // Kept rules are rendered as they are; others are rendered as they are written.
+    if let Some(cache) = dp.nodes.get(node)
+        && let Some(r) = cache.rules[fidx(family)].get()
+    {
+        return match r {
+            Ok(ProxyRules::Iptables(r)) => proxy::iptables::render(r, &chains, &extra),
+            _ => empty(),
+        };
+    }
+    match (dp.node_ctx(node, family), dp.model(family)) {
+        (Some(ctx), Some(model)) => proxy::iptables::render_node(model, &ctx, &chains, &extra),
+        _ => empty(),
+    }
 }
 
 /// Renders both families' `kube-proxy` nftables tables of a node (empty in iptables mode).
 /// Rules not already kept by [`Dataplane::rules`] are built for the call and dropped.
 pub fn render_nft(dp: &Dataplane, node: &str) -> String {
+    let mut out = String::new();
     if dp.proxy_mode() != Some("nftables") {
-        return String::new();
+        return out;
     }
-    dp.with_rules(node, Family::IPv4, |r4| {
-        dp.with_rules(node, Family::IPv6, |r6| {
-            let tables: Vec<&proxy::nftables::NftablesRules> = [r4, r6]
-                .into_iter()
-                .filter_map(|r| match r {
-                    Some(ProxyRules::Nftables(t)) => Some(t),
-                    _ => None,
-                })
-                .collect();
-            let mut out = String::with_capacity(
-                tables
-                    .iter()
-                    .map(|t| proxy::nftables::render_capacity(t))
-                    .sum(),
-            );
-            for t in tables {
+    for family in [Family::IPv4, Family::IPv6] {
+        let kept = dp.nodes.get(node).and_then(|c| c.rules[fidx(family)].get());
+        // Kept rules are rendered as they are; others are rendered as they are written.
+        match kept {
+            Some(Ok(ProxyRules::Nftables(r))) => {
                 if !out.is_empty() {
                     out.push('\n');
                 }
-                proxy::nftables::render_into(t, &mut out);
+                proxy::nftables::render_into(r, &mut out);
             }
-            out
-        })
-    })
+            Some(_) => {}
+            None => {
+                if let (Some(ctx), Some(model)) = (dp.node_ctx(node, family), dp.model(family)) {
+                    if !out.is_empty() {
+                        out.push('\n');
+                    }
+                    proxy::nftables::render_node_into(model, &ctx, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Renders one node's and family's kube-proxy rules as they would be if kube-proxy ran in
+/// `mode`, whatever mode the cluster runs (what a migration between modes would change):
+/// `iptables`: the `iptables-save` text with the egress agent's rules, as
+/// [`render_iptables_save`]; `nftables`: the family's `kube-proxy` table, as [`render_nft`].
+/// `None` for another mode, an unknown node, or when kube-proxy does not run.
+pub fn render_rules_in_mode(
+    dp: &Dataplane,
+    node: &str,
+    family: Family,
+    mode: &str,
+) -> Option<String> {
+    let ctx = dp.node_ctx_in(node, family, mode)?;
+    let model = dp.model(family)?;
+    match mode {
+        "iptables" => {
+            let (chains, extra) = dp.masq.iptables(family);
+            Some(proxy::iptables::render_node(model, &ctx, &chains, &extra))
+        }
+        "nftables" => {
+            let mut out = String::new();
+            proxy::nftables::render_node_into(model, &ctx, &mut out);
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 /// Renders the fabric as Graphviz DOT.

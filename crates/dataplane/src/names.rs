@@ -346,6 +346,47 @@ mod tests {
     }
 
     #[test]
+    fn byte_hashes_equal_the_string_ones() {
+        for (name, proto, ep) in [
+            ("ns1/svc1:p80", "tcp", "10.180.0.1:80"),
+            ("ns-3/svc-123", "udp", "[fd00:10:244::7]:8080"),
+        ] {
+            assert_eq!(
+                std::str::from_utf8(&port_proto_hash16(name, proto)).unwrap(),
+                port_proto_hash(name, proto)
+            );
+            assert_eq!(
+                format!(
+                    "KUBE-SEP-{}",
+                    std::str::from_utf8(&endpoint_hash(name, proto, ep)).unwrap()
+                ),
+                endpoint_chain(name, proto, ep)
+            );
+        }
+    }
+
+    #[test]
+    fn nftables_names_longer_than_the_limit_are_truncated() {
+        // hashAndTruncate hashes the whole name, then cuts the chain base to 240 characters,
+        // ending in "...".
+        let long = "n".repeat(250);
+        let base = nft_service_base("ns", &long, "tcp", "http");
+        assert_eq!(base.len(), NFT_CHAIN_BASE_MAX);
+        assert!(base.ends_with("..."));
+        let mut full = String::new();
+        push_hash_prefix::<8>(&mut full, &[format!("ns/{long}/tcp/http").as_bytes()]);
+        assert!(base.starts_with(&format!("{full}-ns/nnn")));
+        // IPv6 endpoint names carry the address with dots for colons.
+        let mut s = String::new();
+        nft_endpoint_name_into(&mut s, "ns", "svc", "tcp", "http", "fd00:10::1", 80);
+        assert_eq!(s, "ns/svc/tcp/http__fd00.10..1/80");
+        assert_eq!(
+            nft_endpoint_base("ns", "svc", "tcp", "http", "fd00:10::1", 80),
+            hash_and_truncate(&s)
+        );
+    }
+
+    #[test]
     fn probabilities_match_compute_probability() {
         // proxier_test.go TestComputeProbability.
         for (n, want) in [

@@ -60,7 +60,7 @@ pub struct Hop {
 }
 
 /// The outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Delivered,
@@ -121,10 +121,10 @@ fn parse_nn(s: &str) -> Option<NamespacedName> {
 }
 
 /// A resolved endpoint of the query.
-struct End {
-    place: Place,
-    pod: Option<NamespacedName>,
-    host_network: bool,
+pub(crate) struct End {
+    pub(crate) place: Place,
+    pub(crate) pod: Option<NamespacedName>,
+    pub(crate) host_network: bool,
 }
 
 fn resolve_host(
@@ -268,8 +268,35 @@ fn fam_name(f: Option<Family>) -> &'static str {
     f.map(|f| f.as_str()).unwrap_or("IP")
 }
 
+/// A query with every name looked up.
+pub(crate) struct Resolved {
+    pub(crate) from: End,
+    pub(crate) to: Place,
+    pub(crate) port: u16,
+    pub(crate) family: Family,
+    pub(crate) proto: Proto,
+}
+
 /// Traces one packet. `Err` when the query names something that does not exist.
 pub fn trace(dp: &Dataplane, state: &ClusterState, q: &TraceQuery) -> Result<Trace, String> {
+    let r = resolve(dp, state, q)?;
+    let mut w = Walk {
+        dp,
+        state,
+        family: r.family,
+        proto: r.proto,
+        port: r.port,
+    };
+    Ok(w.run(r.from, r.to))
+}
+
+/// Looks up the names of a query: where the packet starts, where it goes, its family,
+/// protocol and port. The errors are [`trace`]'s.
+pub(crate) fn resolve(
+    dp: &Dataplane,
+    state: &ClusterState,
+    q: &TraceQuery,
+) -> Result<Resolved, String> {
     let proto_s = if q.proto.is_empty() { "tcp" } else { &q.proto };
     let proto = Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))?;
 
@@ -339,28 +366,26 @@ pub fn trace(dp: &Dataplane, state: &ClusterState, q: &TraceQuery) -> Result<Tra
         return Err(format!("source {} is not {family}", from.place.ip));
     }
     let _ = service;
-
-    let mut w = Walk {
-        dp,
-        state,
+    Ok(Resolved {
+        from,
+        to,
+        port,
         family,
         proto,
-        port,
-    };
-    Ok(w.run(from, to))
+    })
 }
 
-struct Walk<'a> {
-    dp: &'a Dataplane,
-    state: &'a ClusterState,
-    family: Family,
-    proto: Proto,
-    port: u16,
+pub(crate) struct Walk<'a> {
+    pub(crate) dp: &'a Dataplane,
+    pub(crate) state: &'a ClusterState,
+    pub(crate) family: Family,
+    pub(crate) proto: Proto,
+    pub(crate) port: u16,
 }
 
 /// How the packet meets its first netfilter hooks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Origin {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
     /// Sent by a pod on this node (through its veth).
     LocalPod,
     /// Sent by the node's own stack (or a host-network pod).
@@ -369,7 +394,7 @@ enum Origin {
     Wire,
 }
 
-fn sysctl_forwarding(state: &ClusterState, node: &str, family: Family) -> bool {
+pub(crate) fn sysctl_forwarding(state: &ClusterState, node: &str, family: Family) -> bool {
     let Some(n) = state.nodes.get(node) else {
         return true;
     };
@@ -670,7 +695,11 @@ impl Walk<'_> {
     }
 
     /// Where a packet from outside the cluster enters it.
-    fn external_ingress(&self, to: &Place, hops: &mut Vec<Hop>) -> Result<String, String> {
+    pub(crate) fn external_ingress(
+        &self,
+        to: &Place,
+        hops: &mut Vec<Hop>,
+    ) -> Result<String, String> {
         let dst = to.ip;
         hops.push(hop(
             "external",

@@ -600,17 +600,39 @@ fn cm(s: &'static str) -> Arg {
 
 /// Builds the rules of one node and family.
 pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
-    let mark: Arc<str> = ctx.masq_mark.clone();
-    let mut filter = IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"]);
-    let mut nat = IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
+    let (mut filter, mut nat) = preamble(ctx);
     // Most services write about a dozen rules of a few arguments each.
-    filter.rules.reserve(64);
     nat.rules
         .reserve(64 + model.ports.len() * 4 + model.total_endpoints * 3);
     nat.args
         .reserve(64 + model.ports.len() * 8 + model.total_endpoints * 4);
     nat.chains
         .reserve(8 + model.ports.len() * 2 + model.total_endpoints);
+    write_services(&mut filter, &mut nat, model, ctx, 0..model.ports.len());
+    postamble(&mut filter, &mut nat, ctx);
+    IptablesRules {
+        family: ctx.family,
+        filter,
+        nat,
+        large_cluster_mode: model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
+        model: model.clone(),
+    }
+}
+
+fn filter_table() -> IptTable {
+    IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"])
+}
+
+fn nat_table() -> IptTable {
+    IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+}
+
+/// What kube-proxy writes before the services: its chains, the jumps from the built-in
+/// chains, KUBE-POSTROUTING and KUBE-MARK-MASQ (and kubelet's KUBE-FIREWALL).
+fn preamble(ctx: &NodeCtx) -> (IptTable, IptTable) {
+    let mut filter = filter_table();
+    let mut nat = nat_table();
+    let mark: Arc<str> = ctx.masq_mark.clone();
     for c in [
         C_SERVICES,
         C_EXT_SERVICES,
@@ -732,19 +754,35 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
         );
     }
 
-    let large = model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
+    (filter, nat)
+}
+
+/// The rules of the service ports `ports` (indices into the model), in order.
+fn write_services(
+    filter: &mut IptTable,
+    nat: &mut IptTable,
+    model: &FamilyModel,
+    ctx: &NodeCtx,
+    ports: std::ops::Range<usize>,
+) {
     let mut w = ServiceWriter {
-        filter: &mut filter,
-        nat: &mut nat,
+        filter,
+        nat,
         ctx,
-        large,
+        large: model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
         if_local: ctx.local_detector.ipt_if_local(),
         if_not_local: ctx.local_detector.ipt_if_not_local(),
     };
-    for (i, sp) in model.ports.iter().enumerate() {
-        w.write_service(i as u32, sp);
+    for i in ports {
+        w.write_service(i as u32, &model.ports[i]);
     }
+}
 
+/// What kube-proxy writes after the services: the tail-call to KUBE-NODEPORTS and
+/// KUBE-FORWARD.
+fn postamble(filter: &mut IptTable, nat: &mut IptTable, ctx: &NodeCtx) {
+    let mark: Arc<str> = ctx.masq_mark.clone();
+    let is_ipv6 = ctx.family == Family::IPv6;
     // Finally, the tail-call to KUBE-NODEPORTS.
     let np_comment =
         || cm("kubernetes service nodeports; NOTE: this must be the last rule in this chain");
@@ -788,14 +826,6 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
         ],
         Target::Accept,
     );
-
-    IptablesRules {
-        family: ctx.family,
-        filter,
-        nat,
-        large_cluster_mode: large,
-        model: model.clone(),
-    }
 }
 
 fn net(s: &str) -> IpNet {
@@ -1209,6 +1239,141 @@ pub fn render(r: &IptablesRules, extra_nat_chains: &[Arc<str>], extra_nat: &[Ipt
         }
         for rule in extra_rules.iter().filter(|r| !is_builtin(&r.chain)) {
             rule.as_ref().render(&mut out, model);
+            out.push('\n');
+        }
+        out.push_str("COMMIT\n");
+    }
+    out
+}
+
+/// The text of one part of a table: its chain declarations, its rules in built-in chains,
+/// and its other rules.
+#[derive(Default)]
+struct TextPart {
+    decl: String,
+    builtin: String,
+    rules: String,
+}
+
+fn render_part(t: &IptTable, model: Option<&FamilyModel>) -> TextPart {
+    let mut p = TextPart {
+        decl: String::with_capacity(t.chains.len() * 40),
+        builtin: String::new(),
+        rules: String::with_capacity(t.rules.len() * 128),
+    };
+    for c in &t.chains {
+        p.decl.push(':');
+        c.push_to(&mut p.decl, model);
+        p.decl.push_str(" - [0:0]\n");
+    }
+    for rule in t.rules() {
+        let buf = if is_builtin(&t.builtin, rule.chain) {
+            &mut p.builtin
+        } else {
+            &mut p.rules
+        };
+        rule.render(buf, model);
+        buf.push('\n');
+    }
+    p
+}
+
+fn is_builtin(builtin: &[&str], c: &Chain) -> bool {
+    match c {
+        Chain::Fixed(n) => builtin.contains(n),
+        Chain::Named(n) => builtin.contains(&&**n),
+        _ => false,
+    }
+}
+
+/// How many service ports [`render_node`] writes and renders at a time.
+const RUN: usize = 256;
+
+/// Renders the rules of one node and family exactly as [`render`] renders [`build`]'s, without
+/// keeping them: the service ports are written and rendered in runs, in parallel, each run's
+/// rules dropped as soon as they are text, and the texts joined in order (so the output does
+/// not depend on the number of threads).
+pub fn render_node(
+    model: &Arc<FamilyModel>,
+    ctx: &NodeCtx,
+    extra_nat_chains: &[Arc<str>],
+    extra_nat: &[IptRule],
+) -> String {
+    use rayon::prelude::*;
+    let m = Some(&**model);
+    // The names are shared by every run: compute them before the runs start.
+    model.ipt_names();
+    let (pf, pn) = preamble(ctx);
+    let pre = [render_part(&pf, m), render_part(&pn, m)];
+    let n = model.ports.len();
+    let runs: Vec<[TextPart; 2]> = (0..n.div_ceil(RUN))
+        .into_par_iter()
+        .map(|k| {
+            let (mut f, mut t) = (filter_table(), nat_table());
+            write_services(&mut f, &mut t, model, ctx, k * RUN..((k + 1) * RUN).min(n));
+            [render_part(&f, m), render_part(&t, m)]
+        })
+        .collect();
+    let (mut f, mut t) = (filter_table(), nat_table());
+    postamble(&mut f, &mut t, ctx);
+    let post = [render_part(&f, m), render_part(&t, m)];
+    let parts = |ti: usize| {
+        std::iter::once(&pre[ti])
+            .chain(runs.iter().map(move |r| &r[ti]))
+            .chain(std::iter::once(&post[ti]))
+    };
+    let size: usize = (0..2)
+        .flat_map(|ti| parts(ti).map(|p| p.decl.len() + p.builtin.len() + p.rules.len()))
+        .sum::<usize>()
+        + 4096
+        + extra_nat.len() * 256;
+    let mut out = String::with_capacity(size);
+    for (ti, (name, builtin)) in [
+        ("filter", filter_table().builtin),
+        ("nat", nat_table().builtin),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (extra_chains, extra_rules): (&[Arc<str>], &[IptRule]) = if ti == 1 {
+            (extra_nat_chains, extra_nat)
+        } else {
+            (&[], &[])
+        };
+        out.push('*');
+        out.push_str(name);
+        out.push('\n');
+        for b in &builtin {
+            out.push(':');
+            out.push_str(b);
+            out.push_str(" ACCEPT [0:0]\n");
+        }
+        for p in parts(ti) {
+            out.push_str(&p.decl);
+        }
+        for c in extra_chains {
+            out.push(':');
+            out.push_str(c);
+            out.push_str(" - [0:0]\n");
+        }
+        for p in parts(ti) {
+            out.push_str(&p.builtin);
+        }
+        for rule in extra_rules
+            .iter()
+            .filter(|r| is_builtin(&builtin, &r.chain))
+        {
+            rule.as_ref().render(&mut out, m);
+            out.push('\n');
+        }
+        for p in parts(ti) {
+            out.push_str(&p.rules);
+        }
+        for rule in extra_rules
+            .iter()
+            .filter(|r| !is_builtin(&builtin, &r.chain))
+        {
+            rule.as_ref().render(&mut out, m);
             out.push('\n');
         }
         out.push_str("COMMIT\n");

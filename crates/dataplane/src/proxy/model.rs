@@ -201,66 +201,106 @@ impl FamilyModel {
         }
     }
 
-    /// iptables mode's chain hashes, computed on first use.
+    /// iptables mode's chain hashes, computed on first use (chunks of ports in parallel,
+    /// joined in order).
     pub fn ipt_names(&self) -> &IptNames {
+        use rayon::prelude::*;
         self.ipt.get_or_init(|| {
-            let mut endpoints = Vec::with_capacity(self.total_endpoints);
-            let ports = self
+            let parts: Vec<IptNames> = self
                 .ports
-                .iter()
-                .map(|sp| {
-                    for j in 0..sp.endpoints.len() as u32 {
-                        endpoints.push(Hash16(names::endpoint_hash(
+                .par_chunks(256)
+                .map(|chunk| {
+                    let mut names = IptNames {
+                        ports: Vec::with_capacity(chunk.len()),
+                        endpoints: Vec::new(),
+                    };
+                    for sp in chunk {
+                        for j in 0..sp.endpoints.len() as u32 {
+                            names.endpoints.push(Hash16(names::endpoint_hash(
+                                &sp.name,
+                                sp.proto.as_str(),
+                                sp.endpoint_addr(j),
+                            )));
+                        }
+                        names.ports.push(Hash16(names::port_proto_hash16(
                             &sp.name,
                             sp.proto.as_str(),
-                            sp.endpoint_addr(j),
                         )));
                     }
-                    Hash16(names::port_proto_hash16(&sp.name, sp.proto.as_str()))
+                    names
                 })
                 .collect();
-            IptNames { ports, endpoints }
+            let mut all = IptNames {
+                ports: Vec::with_capacity(self.ports.len()),
+                endpoints: Vec::with_capacity(self.total_endpoints),
+            };
+            for p in parts {
+                all.ports.extend(p.ports);
+                all.endpoints.extend(p.endpoints);
+            }
+            all
         })
     }
 
-    /// nftables mode's chain name bases, computed on first use.
+    /// nftables mode's chain name bases, computed on first use (chunks of ports in parallel,
+    /// joined in order).
     pub fn nft_names(&self) -> &NftNames {
+        use rayon::prelude::*;
         self.nft.get_or_init(|| {
-            let mut text = String::with_capacity(self.total_endpoints * 72 + self.ports.len() * 48);
-            let mut scratch = String::new();
-            let mut endpoints = Vec::with_capacity(self.total_endpoints);
-            let put = |text: &mut String, name: &str| {
-                let start = text.len() as u32;
-                names::push_hash_and_truncate(text, name);
-                (start, text.len() as u32)
+            let parts: Vec<NftNames> = self
+                .ports
+                .par_chunks(256)
+                .map(|chunk| {
+                    let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+                    let mut out = NftNames {
+                        text: String::with_capacity(n_eps * 72 + chunk.len() * 48),
+                        ports: Vec::with_capacity(chunk.len()),
+                        endpoints: Vec::with_capacity(n_eps),
+                    };
+                    let mut scratch = String::new();
+                    let put = |text: &mut String, name: &str| {
+                        let start = text.len() as u32;
+                        names::push_hash_and_truncate(text, name);
+                        (start, text.len() as u32)
+                    };
+                    for sp in chunk {
+                        let (ns, name) = (&sp.service.namespace, &sp.service.name);
+                        let proto = sp.proto.as_str();
+                        for (j, e) in sp.endpoints.iter().enumerate() {
+                            names::nft_endpoint_name_into(
+                                &mut scratch,
+                                ns,
+                                name,
+                                proto,
+                                &sp.port_name,
+                                sp.endpoint_ip_text(j as u32),
+                                e.port,
+                            );
+                            out.endpoints.push(put(&mut out.text, &scratch));
+                        }
+                        scratch.clear();
+                        for part in [ns.as_str(), "/", name, "/", proto, "/", &sp.port_name] {
+                            scratch.push_str(part);
+                        }
+                        out.ports.push(put(&mut out.text, &scratch));
+                    }
+                    out
+                })
+                .collect();
+            let mut all = NftNames {
+                text: String::with_capacity(parts.iter().map(|p| p.text.len()).sum()),
+                ports: Vec::with_capacity(self.ports.len()),
+                endpoints: Vec::with_capacity(self.total_endpoints),
             };
-            let mut ports = Vec::with_capacity(self.ports.len());
-            for sp in &self.ports {
-                let (ns, name) = (&sp.service.namespace, &sp.service.name);
-                let proto = sp.proto.as_str();
-                for (j, e) in sp.endpoints.iter().enumerate() {
-                    names::nft_endpoint_name_into(
-                        &mut scratch,
-                        ns,
-                        name,
-                        proto,
-                        &sp.port_name,
-                        sp.endpoint_ip_text(j as u32),
-                        e.port,
-                    );
-                    endpoints.push(put(&mut text, &scratch));
-                }
-                scratch.clear();
-                for part in [ns.as_str(), "/", name, "/", proto, "/", &sp.port_name] {
-                    scratch.push_str(part);
-                }
-                ports.push(put(&mut text, &scratch));
+            for p in parts {
+                let base = all.text.len() as u32;
+                all.text.push_str(&p.text);
+                all.ports
+                    .extend(p.ports.iter().map(|&(a, b)| (a + base, b + base)));
+                all.endpoints
+                    .extend(p.endpoints.iter().map(|&(a, b)| (a + base, b + base)));
             }
-            NftNames {
-                text,
-                ports,
-                endpoints,
-            }
+            all
         })
     }
 
@@ -331,7 +371,7 @@ impl<'a> NodeNames<'a> {
 pub fn build_family(
     state: &ClusterState,
     family: Family,
-    lb_ingress: &dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr>,
+    lb_ingress: LbIngress<'_>,
 ) -> FamilyModel {
     let [v4, v6] = build_models(
         state,
@@ -351,21 +391,25 @@ fn fam_index(f: Family) -> usize {
     }
 }
 
+/// `status.loadBalancer.ingress` IPs per Service, as [`build_family`] takes them.
+pub type LbIngress<'a> = &'a (dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr> + Sync);
+
 /// Builds the models of the families marked in `wanted` (IPv4, IPv6) in one pass over the
 /// Services, which is where most of the cost is: the Service-level work (finding a Service's
 /// EndpointSlices, reading its spec, naming its ports) is done once for both families. A
 /// family not wanted gets an empty model.
+///
+/// The Services are split into chunks modelled in parallel (reading the cluster state is
+/// bound by memory latency, which more cores hide); the chunks are joined in Service order,
+/// so the model does not depend on the number of threads.
 pub fn build_models(
     state: &ClusterState,
     wanted: [bool; 2],
-    lb_ingress: &dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr>,
+    lb_ingress: LbIngress<'_>,
 ) -> [FamilyModel; 2] {
-    let families = [Family::IPv4, Family::IPv6];
-    let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
-    let mut total_endpoints = [0usize; 2];
+    use rayon::prelude::*;
     // Slices by owning Service and family, once: looking them up per service port would be
     // quadratic in a namespace with thousands of Services.
-    type Slices<'a> = [Vec<&'a EndpointSlice>; 2];
     let mut slices: crate::fasthash::FastMap<(&str, &str), Slices<'_>> = Default::default();
     for (nn, slice) in &state.endpoint_slices {
         let f = fam_index(slice.address_type);
@@ -376,11 +420,52 @@ pub fn build_models(
             slices.entry((nn.namespace.as_str(), svc)).or_default()[f].push(slice);
         }
     }
+    let services: Vec<(&NamespacedName, &Service)> = state.services.iter().collect();
+    let chunks: Vec<Chunk> = services
+        .par_chunks(256)
+        .map(|chunk| model_chunk(chunk, &slices, wanted, lb_ingress))
+        .collect();
+    let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
+    let mut total_endpoints = [0usize; 2];
+    for (f, p) in ports.iter_mut().enumerate() {
+        p.reserve(chunks.iter().map(|c| c.ports[f].len()).sum());
+    }
+    for c in chunks {
+        for (f, p) in c.ports.into_iter().enumerate() {
+            ports[f].extend(p);
+            total_endpoints[f] += c.total_endpoints[f];
+        }
+    }
+    let [p4, p6] = ports;
+    let [t4, t6] = total_endpoints;
+    [
+        finish_model(Family::IPv4, p4, t4),
+        finish_model(Family::IPv6, p6, t6),
+    ]
+}
+
+type Slices<'a> = [Vec<&'a EndpointSlice>; 2];
+
+/// The service ports of a run of Services, per family.
+struct Chunk {
+    ports: [Vec<ServicePortInfo>; 2],
+    total_endpoints: [usize; 2],
+}
+
+fn model_chunk(
+    services: &[(&NamespacedName, &Service)],
+    slices: &crate::fasthash::FastMap<(&str, &str), Slices<'_>>,
+    wanted: [bool; 2],
+    lb_ingress: LbIngress<'_>,
+) -> Chunk {
+    let families = [Family::IPv4, Family::IPv6];
+    let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
+    let mut total_endpoints = [0usize; 2];
     let mut nodes = NodeNames::default();
     let mut scratch = Vec::new();
     let mut texts = String::new();
     let no_slices: Slices<'_> = [Vec::new(), Vec::new()];
-    for (nn, svc) in &state.services {
+    for &(nn, svc) in services {
         // ShouldSkipService: headless and ExternalName Services get no rules.
         if svc.spec.type_ == "ExternalName" || svc.spec.is_headless() {
             continue;
@@ -491,12 +576,10 @@ pub fn build_models(
             }
         }
     }
-    let [p4, p6] = ports;
-    let [t4, t6] = total_endpoints;
-    [
-        finish_model(Family::IPv4, p4, t4),
-        finish_model(Family::IPv6, p6, t6),
-    ]
+    Chunk {
+        ports,
+        total_endpoints,
+    }
 }
 
 fn finish_model(
@@ -663,6 +746,13 @@ impl<'a> Categorized<'a> {
     /// Endpoints on this node, for traffic with the Local policy.
     pub fn local(&self) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
         self.iter(self.local)
+    }
+    /// [`Categorized::local`] when `local`, else [`Categorized::cluster`].
+    pub fn list(
+        &self,
+        local: bool,
+    ) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
+        self.iter(if local { self.local } else { self.cluster })
     }
     /// Every endpoint that gets an endpoint chain on this node.
     pub fn all_reachable(&self) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {

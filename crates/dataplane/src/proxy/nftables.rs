@@ -384,6 +384,14 @@ const REJECT_CHAIN: NChain = NChain::Fixed("reject-chain");
 
 /// Builds the table of one node and family.
 pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> NftablesRules {
+    let mut out = start(model, ctx, true);
+    write_services(&mut out, ctx, 0..model.ports.len());
+    out
+}
+
+/// The table without any service port: its base chains and fixed chains, with their rules,
+/// and the NodePort addresses. `reserve` sizes it for every service port of the model.
+fn start(model: &Arc<FamilyModel>, ctx: &NodeCtx, reserve: bool) -> NftablesRules {
     let v = ctx.version;
     let new_layout = v.at_least(34);
     let has_cluster_ips_check = v.at_least(30);
@@ -546,13 +554,17 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> NftablesRules {
         );
     }
 
-    let n_ports = model.ports.len();
+    let (n_ports, n_eps) = if reserve {
+        (model.ports.len(), model.total_endpoints)
+    } else {
+        (0, 0)
+    };
     let mut out = NftablesRules {
         family: ctx.family,
-        chains: Vec::with_capacity(b.chains.len() + n_ports + model.total_endpoints),
-        rules: Vec::with_capacity(64 + n_ports * 2 + model.total_endpoints * 2),
-        exprs: Vec::with_capacity(64 + n_ports * 2 + model.total_endpoints),
-        numgen: Vec::with_capacity(model.total_endpoints),
+        chains: Vec::with_capacity(b.chains.len() + n_ports + n_eps),
+        rules: Vec::with_capacity(64 + n_ports * 2 + n_eps * 2),
+        exprs: Vec::with_capacity(64 + n_ports * 2 + n_eps),
+        numgen: Vec::with_capacity(n_eps),
         cluster_ips: Vec::with_capacity(n_ports),
         nodeport_ips,
         service_ips: Vec::with_capacity(n_ports),
@@ -585,19 +597,46 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> NftablesRules {
             n_rules,
         });
     }
+    out
+}
+
+/// Appends the elements and chains of the service ports `ports` (indices into the model).
+fn write_services(out: &mut NftablesRules, ctx: &NodeCtx, ports: std::ops::Range<usize>) {
+    let model = out.model.clone();
     let if_local = ctx.local_detector.nft_if_local();
     let if_not_local = ctx.local_detector.nft_if_not_local();
-    for (i, sp) in model.ports.iter().enumerate() {
+    for i in ports {
         write_service(
-            &mut out,
+            out,
             i as u32,
-            sp,
+            &model.ports[i],
             ctx,
             if_local.as_ref(),
             if_not_local.as_ref(),
         );
     }
-    out
+}
+
+/// A table holding nothing, for writing a run of service ports into.
+fn empty_like(t: &NftablesRules) -> NftablesRules {
+    NftablesRules {
+        family: t.family,
+        chains: Vec::new(),
+        rules: Vec::new(),
+        exprs: Vec::new(),
+        numgen: Vec::new(),
+        cluster_ips: Vec::new(),
+        nodeport_ips: None,
+        service_ips: Vec::new(),
+        service_nodeports: Vec::new(),
+        no_endpoint_services: Vec::new(),
+        no_endpoint_nodeports: Vec::new(),
+        firewall_ips: Vec::new(),
+        affinity_sets: Vec::new(),
+        trace_chains: t.trace_chains,
+        model: t.model.clone(),
+        index: OnceLock::new(),
+    }
 }
 
 fn write_service(
@@ -1092,140 +1131,130 @@ impl NftablesRules {
     }
 }
 
-fn elems<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
-    if items.is_empty() {
-        return;
-    }
-    out.push_str("\t\telements = { ");
+const ELEMENT_SEPARATOR: &str = ",\n\t\t\t     ";
+
+/// Appends `items`, joined as `nft` lists set elements.
+fn join_elems<T>(out: &mut String, items: &[T], mut f: impl FnMut(&mut String, &T)) {
     for (i, it) in items.iter().enumerate() {
         if i > 0 {
-            out.push_str(",\n\t\t\t     ");
+            out.push_str(ELEMENT_SEPARATOR);
         }
         f(out, it);
     }
-    out.push_str(" }\n");
 }
 
-/// Renders the table in `nft list ruleset` layout.
-pub fn render(r: &NftablesRules) -> String {
-    let mut out = String::with_capacity(render_capacity(r));
-    render_into(r, &mut out);
-    out
+/// Appends the `elements = { … }` line of a set or map from the joined elements of each part
+/// (nothing when every part is empty).
+fn push_elements<'s>(out: &mut String, parts: impl Iterator<Item = &'s str>) {
+    let mut first = true;
+    for p in parts.filter(|p| !p.is_empty()) {
+        if first {
+            out.push_str("\t\telements = { ");
+            first = false;
+        } else {
+            out.push_str(ELEMENT_SEPARATOR);
+        }
+        out.push_str(p);
+    }
+    if !first {
+        out.push_str(" }\n");
+    }
 }
 
-/// A generous estimate of the rendered size: memory reserved but never written costs
-/// nothing, a regrown buffer costs a copy of everything written so far.
-pub fn render_capacity(r: &NftablesRules) -> usize {
-    4096 + (r.element_count() + r.affinity_sets.len()) * 160
-        + r.rules.len() * 160
-        + r.chains.len() * 160
+/// The text of a table, or of part of one, in pieces: the joined elements of each set and
+/// map (in [`SETS`] order), the affinity sets, the chains.
+#[derive(Default)]
+struct TextPart {
+    elements: [String; 7],
+    affinity: String,
+    chains: String,
 }
 
-/// [`render`], appended to `out`.
-pub fn render_into(r: &NftablesRules, out: &mut String) {
-    let fam = r.table_family();
+/// The sets and maps of the table, in the order `nft` lists them: name, comment, whether it
+/// is a map of destinations (address . protocol . port), of ports (protocol . port), or a set
+/// of addresses.
+const SETS: [(&str, &str, SetKind); 7] = [
+    ("cluster-ips", "Active ClusterIPs", SetKind::Addrs),
+    (
+        "nodeport-ips",
+        "IPs that accept NodePort traffic",
+        SetKind::Addrs,
+    ),
+    (
+        "firewall-ips",
+        "destinations that are subject to LoadBalancerSourceRanges",
+        SetKind::Dests,
+    ),
+    (
+        "no-endpoint-nodeports",
+        "vmap to drop or reject packets to service nodeports with no endpoints",
+        SetKind::Ports,
+    ),
+    (
+        "no-endpoint-services",
+        "vmap to drop or reject packets to services with no endpoints",
+        SetKind::Dests,
+    ),
+    (
+        "service-ips",
+        "ClusterIP, ExternalIP and LoadBalancer IP traffic",
+        SetKind::Dests,
+    ),
+    ("service-nodeports", "NodePort traffic", SetKind::Ports),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetKind {
+    Addrs,
+    Dests,
+    Ports,
+}
+
+fn render_part(r: &NftablesRules) -> TextPart {
+    let mut p = TextPart::default();
+    let dest = |out: &mut String, e: &DestElem| {
+        push_ip(out, e.ip);
+        out.push_str(" . ");
+        out.push_str(e.proto.as_str());
+        out.push_str(" . ");
+        push_u32(out, e.port.into());
+        r.push_comment(e.comment, out);
+        out.push_str(" : ");
+        r.push_verdict(e.verdict, out);
+    };
+    let port = |out: &mut String, e: &PortElem| {
+        out.push_str(e.proto.as_str());
+        out.push_str(" . ");
+        push_u32(out, e.port.into());
+        r.push_comment(e.comment, out);
+        out.push_str(" : ");
+        r.push_verdict(e.verdict, out);
+    };
+    let addr = |out: &mut String, ip: &IpAddr| push_ip(out, *ip);
+    let [
+        cluster,
+        nodeport,
+        firewall,
+        no_ep_np,
+        no_ep_svc,
+        service,
+        service_np,
+    ] = &mut p.elements;
+    join_elems(cluster, &r.cluster_ips, addr);
+    if let Some(ips) = &r.nodeport_ips {
+        join_elems(nodeport, ips, addr);
+    }
+    join_elems(firewall, &r.firewall_ips, dest);
+    join_elems(no_ep_np, &r.no_endpoint_nodeports, port);
+    join_elems(no_ep_svc, &r.no_endpoint_services, dest);
+    join_elems(service, &r.service_ips, dest);
+    join_elems(service_np, &r.service_nodeports, port);
     let addr_t = match r.family {
         Family::IPv4 => "ipv4_addr",
         Family::IPv6 => "ipv6_addr",
     };
-    out.push_str("table ");
-    out.push_str(fam);
-    out.push_str(" kube-proxy {\n");
-    out.push_str("\tcomment \"rules for kube-proxy\"\n");
-    let set = |out: &mut String, name: &str, comment: &str, items: &[IpAddr]| {
-        for part in [
-            "\tset ",
-            name,
-            " {\n\t\ttype ",
-            addr_t,
-            "\n\t\tcomment \"",
-            comment,
-            "\"\n",
-        ] {
-            out.push_str(part);
-        }
-        elems(out, items, |out, ip| push_ip(out, *ip));
-        out.push_str("\t}\n\n");
-    };
-    set(out, "cluster-ips", "Active ClusterIPs", &r.cluster_ips);
-    if let Some(ips) = &r.nodeport_ips {
-        set(out, "nodeport-ips", "IPs that accept NodePort traffic", ips);
-    }
-    let dest_map = |out: &mut String, name: &str, comment: &str, items: &[DestElem]| {
-        for part in [
-            "\tmap ",
-            name,
-            " {\n\t\ttype ",
-            addr_t,
-            " . inet_proto . inet_service : verdict\n\t\tcomment \"",
-            comment,
-            "\"\n",
-        ] {
-            out.push_str(part);
-        }
-        elems(out, items, |out, e| {
-            push_ip(out, e.ip);
-            out.push_str(" . ");
-            out.push_str(e.proto.as_str());
-            out.push_str(" . ");
-            push_u32(out, e.port.into());
-            r.push_comment(e.comment, out);
-            out.push_str(" : ");
-            r.push_verdict(e.verdict, out);
-        });
-        out.push_str("\t}\n\n");
-    };
-    let port_map = |out: &mut String, name: &str, comment: &str, items: &[PortElem]| {
-        for part in [
-            "\tmap ",
-            name,
-            " {\n\t\ttype inet_proto . inet_service : verdict\n\t\tcomment \"",
-            comment,
-            "\"\n",
-        ] {
-            out.push_str(part);
-        }
-        elems(out, items, |out, e| {
-            out.push_str(e.proto.as_str());
-            out.push_str(" . ");
-            push_u32(out, e.port.into());
-            r.push_comment(e.comment, out);
-            out.push_str(" : ");
-            r.push_verdict(e.verdict, out);
-        });
-        out.push_str("\t}\n\n");
-    };
-    dest_map(
-        out,
-        "firewall-ips",
-        "destinations that are subject to LoadBalancerSourceRanges",
-        &r.firewall_ips,
-    );
-    port_map(
-        out,
-        "no-endpoint-nodeports",
-        "vmap to drop or reject packets to service nodeports with no endpoints",
-        &r.no_endpoint_nodeports,
-    );
-    dest_map(
-        out,
-        "no-endpoint-services",
-        "vmap to drop or reject packets to services with no endpoints",
-        &r.no_endpoint_services,
-    );
-    dest_map(
-        out,
-        "service-ips",
-        "ClusterIP, ExternalIP and LoadBalancer IP traffic",
-        &r.service_ips,
-    );
-    port_map(
-        out,
-        "service-nodeports",
-        "NodePort traffic",
-        &r.service_nodeports,
-    );
     for &(i, j, secs) in &r.affinity_sets {
+        let out = &mut p.affinity;
         out.push_str("\tset affinity-");
         out.push_str(r.model.nft_endpoint_base(i, j));
         out.push_str(" {\n\t\ttype ");
@@ -1234,7 +1263,9 @@ pub fn render_into(r: &NftablesRules, out: &mut String) {
         push_u32(out, secs);
         out.push_str("s\n\t}\n\n");
     }
+    p.chains.reserve(r.rules.len() * 128 + r.chains.len() * 48);
     for c in &r.chains {
+        let out = &mut p.chains;
         out.push_str("\tchain ");
         c.name.push_to(out, &r.model);
         out.push_str(" {\n");
@@ -1263,11 +1294,106 @@ pub fn render_into(r: &NftablesRules, out: &mut String) {
         }
         out.push_str("\t}\n\n");
     }
+    p
+}
+
+/// Joins the parts of a table (its fixed part first, then runs of service ports) into the
+/// `nft list ruleset` text.
+fn assemble(r: &NftablesRules, parts: &[TextPart], out: &mut String) {
+    let fam = r.table_family();
+    let addr_t = match r.family {
+        Family::IPv4 => "ipv4_addr",
+        Family::IPv6 => "ipv6_addr",
+    };
+    out.push_str("table ");
+    out.push_str(fam);
+    out.push_str(" kube-proxy {\n");
+    out.push_str("\tcomment \"rules for kube-proxy\"\n");
+    for (k, (name, comment, kind)) in SETS.iter().enumerate() {
+        // nodeport-ips exists only when NodePorts are not on every local address.
+        if k == 1 && r.nodeport_ips.is_none() {
+            continue;
+        }
+        let (word, ty) = match kind {
+            SetKind::Addrs => ("set", ""),
+            SetKind::Dests => ("map", " . inet_proto . inet_service : verdict"),
+            SetKind::Ports => ("map", ""),
+        };
+        for part in ["\t", word, " ", name, " {\n\t\ttype "] {
+            out.push_str(part);
+        }
+        if *kind == SetKind::Ports {
+            out.push_str("inet_proto . inet_service : verdict");
+        } else {
+            out.push_str(addr_t);
+            out.push_str(ty);
+        }
+        out.push_str("\n\t\tcomment \"");
+        out.push_str(comment);
+        out.push_str("\"\n");
+        push_elements(out, parts.iter().map(|p| p.elements[k].as_str()));
+        out.push_str("\t}\n\n");
+    }
+    for p in parts {
+        out.push_str(&p.affinity);
+    }
+    for p in parts {
+        out.push_str(&p.chains);
+    }
     // Drop the blank line after the last block.
     if out.ends_with("\n\n") {
         out.pop();
     }
     out.push_str("}\n");
+}
+
+/// Renders the table in `nft list ruleset` layout.
+pub fn render(r: &NftablesRules) -> String {
+    let mut out = String::with_capacity(render_capacity(r));
+    render_into(r, &mut out);
+    out
+}
+
+/// A generous estimate of the rendered size: memory reserved but never written costs
+/// nothing, a regrown buffer costs a copy of everything written so far.
+pub fn render_capacity(r: &NftablesRules) -> usize {
+    4096 + (r.element_count() + r.affinity_sets.len()) * 160
+        + r.rules.len() * 160
+        + r.chains.len() * 160
+}
+
+/// [`render`], appended to `out`.
+pub fn render_into(r: &NftablesRules, out: &mut String) {
+    assemble(r, &[render_part(r)], out);
+}
+
+/// How many service ports [`render_node_into`] writes and renders at a time.
+const RUN: usize = 256;
+
+/// Renders the table of one node and family exactly as [`render`] renders [`build`]'s,
+/// appended to `out`, without keeping it: the service ports are written and rendered in
+/// runs, in parallel, each run's table dropped as soon as it is text, and the texts joined in
+/// order (so the output does not depend on the number of threads).
+pub fn render_node_into(model: &Arc<FamilyModel>, ctx: &NodeCtx, out: &mut String) {
+    use rayon::prelude::*;
+    // The names are shared by every run: compute them before the runs start.
+    model.nft_names();
+    let fixed = start(model, ctx, false);
+    let n = model.ports.len();
+    let mut parts = vec![render_part(&fixed)];
+    parts.par_extend((0..n.div_ceil(RUN)).into_par_iter().map(|k| {
+        let mut t = empty_like(&fixed);
+        write_services(&mut t, ctx, k * RUN..((k + 1) * RUN).min(n));
+        render_part(&t)
+    }));
+    let size: usize = parts
+        .iter()
+        .map(|p| {
+            p.elements.iter().map(String::len).sum::<usize>() + p.affinity.len() + p.chains.len()
+        })
+        .sum();
+    out.reserve(size + 4096);
+    assemble(&fixed, &parts, out);
 }
 
 // ------------------------------------------------------------------------------------------
