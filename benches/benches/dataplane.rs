@@ -1,76 +1,216 @@
-//! The dataplane at the benchmark size: a dual-stack cluster of 10,000 Services with 5
-//! endpoints each (50,000 pods on 5,000 nodes). `rules/one-node/<mode>` is what
-//! `knetsim rules --node X` does for both families of one node (build the dataplane, then the
-//! node's rules and their text); `trace` is the detailed hop-by-hop trace of a pod → ClusterIP
-//! packet (the per-call cost of `knetsim trace`).
+//! The dataplane at scale, on two clusters of 5,000 dual-stack nodes:
+//!
+//! - `limits-5000`: `scenarios/limits/limits-5000.yaml`, simulated (150,000 pods, 10,000
+//!   dual-stack Services of 15 endpoints);
+//! - `10k-svc-x5`: the benchmark, 10,000 dual-stack Services of 5 endpoints
+//!   (`knetsim_dataplane::testkit::scale`).
+//!
+//! Groups:
+//! - `rules/one-node`: kube-proxy's rules of one node, both families and both modes
+//!   (`render_rules_in_mode`, sharing the per-family Service model), rendered as
+//!   `knetsim rules --node X` prints them (`iptables-save` with the egress agent's rules, and
+//!   `nft` text). `cold` starts from a built dataplane with nothing cached, so it includes
+//!   the Service models; `warm` has the models and builds only the node's rules.
+//! - `trace/fast`: verdicts of a batch of precompiled pod → ClusterIP queries (both families,
+//!   sources on many nodes), per query.
+//! - `trace/detailed`: the hop-by-hop trace of one such query, with the node's rules cached
+//!   (`warm`) and from a dataplane with nothing cached (`cold`: what one `knetsim trace` call
+//!   does after building the dataplane).
 
 use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use knetsim_control::state::ClusterState;
 use knetsim_dataplane::testkit::{Scale, scale};
-use knetsim_dataplane::{
-    Cni, FabricConfig, TraceQuery, build_with, render_iptables_save, render_nft,
-};
+use knetsim_dataplane::{CompiledQuery, Dataplane, TraceQuery, render_rules_in_mode, trace};
 use knetsim_ipam::Family;
+use knetsim_model::source::FsLoader;
 
 /// The allocator the `knetsim` binary uses, so the figures are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn dataplane(c: &mut Criterion) {
-    for mode in ["iptables", "nftables"] {
-        let state = scale(&Scale {
-            minor: 33,
-            mode,
-            nodes: 5000,
-            services: 10_000,
-            endpoints: 5,
-            namespaces: 50,
-        });
-        let cni = Cni::HostLocal;
-        let mut g = c.benchmark_group(format!("dataplane/{mode}"));
-        g.sample_size(10);
-        g.bench_function("rules/one-node", |b| {
-            b.iter(|| {
-                let dp = build_with(
-                    black_box(&state),
-                    cni.clone(),
-                    &FabricConfig::default(),
-                    None,
-                );
-                let text = if mode == "iptables" {
-                    render_iptables_save(&dp, "node-7", Family::IPv4).len()
-                        + render_iptables_save(&dp, "node-7", Family::IPv6).len()
-                } else {
-                    render_nft(&dp, "node-7").len()
-                };
-                assert!(text > 1_000_000, "{text} bytes");
-                text
-            })
-        });
-        let dp = build_with(&state, cni.clone(), &FabricConfig::default(), None);
-        let pod = state.pods.keys().next().expect("pods").to_string();
-        let svc = state.services.keys().nth(1).expect("services").to_string();
-        let q = TraceQuery {
-            from: pod,
-            to: format!("svc:{svc}:80"),
-            family: Some(Family::IPv6),
-            proto: "tcp".into(),
-            port: None,
-        };
-        let first = knetsim_dataplane::trace(&dp, &state, &q).expect("trace");
-        assert_eq!(
-            first.verdict,
-            knetsim_dataplane::trace::Outcome::Delivered,
-            "{q:?}"
-        );
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("trace/detailed", |b| {
-            b.iter(|| knetsim_dataplane::trace(&dp, black_box(&state), &q).expect("trace"))
-        });
-        g.finish();
-    }
+const LIMITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/limits/limits-5000.yaml"
+);
+
+/// One cluster in both kube-proxy modes.
+struct Cluster {
+    name: &'static str,
+    /// The iptables-mode and nftables-mode dataplanes.
+    dps: Vec<Dataplane>,
+    node: String,
 }
 
-criterion_group!(benches, dataplane);
+fn with_mode(state: &ClusterState, mode: &str) -> Arc<ClusterState> {
+    let mut s = state.clone();
+    if let Some(p) = s.network.kube_proxy.as_mut() {
+        p.mode = mode.to_string();
+    }
+    Arc::new(s)
+}
+
+fn clusters() -> Vec<Cluster> {
+    let loaded = knetsim_model::load_scenario(Path::new(LIMITS), &FsLoader);
+    let scenario = loaded.value.expect("the limits scenario loads");
+    let limits = knetsim_control::simulate(&scenario);
+    let limits_dps = ["iptables", "nftables"]
+        .map(|m| {
+            knetsim_dataplane::build(with_mode(&limits, m), &scenario).expect("dataplane builds")
+        })
+        .into();
+    let node = limits.nodes.keys().nth(7).expect("nodes").clone();
+    drop(limits);
+    let services = ["iptables", "nftables"]
+        .map(|mode| {
+            let s = scale(&Scale {
+                minor: 33,
+                mode,
+                nodes: 5000,
+                services: 10_000,
+                endpoints: 5,
+                namespaces: 50,
+            });
+            knetsim_dataplane::build_with(
+                s,
+                knetsim_dataplane::Cni::HostLocal,
+                &Default::default(),
+                None,
+            )
+        })
+        .into();
+    vec![
+        Cluster {
+            name: "limits-5000",
+            dps: limits_dps,
+            node,
+        },
+        Cluster {
+            name: "10k-svc-x5",
+            dps: services,
+            node: "node-7".to_string(),
+        },
+    ]
+}
+
+/// What `knetsim rules --node X` prints, in both families and both modes: the
+/// `iptables-save` text (with the egress agent's rules) and the `nft` ruleset.
+fn rules_text(dp: &Dataplane, node: &str) -> usize {
+    let mut n = 0;
+    for f in [Family::IPv4, Family::IPv6] {
+        for mode in ["iptables", "nftables"] {
+            n += render_rules_in_mode(dp, node, f, mode)
+                .expect("kube-proxy runs")
+                .len();
+        }
+    }
+    n
+}
+
+/// Pod → ClusterIP queries: pods spread over the cluster, Services spread over the
+/// namespaces, families alternating.
+fn pod_to_cluster_ip(dp: &Dataplane, n: usize) -> Vec<TraceQuery> {
+    let pods: Vec<String> = dp
+        .state()
+        .pods
+        .keys()
+        .step_by(97)
+        .map(|p| p.to_string())
+        .collect();
+    let svcs: Vec<String> = dp
+        .state()
+        .services
+        .keys()
+        .filter(|s| s.name != "kubernetes")
+        .step_by(13)
+        .map(|s| format!("svc:{s}"))
+        .collect();
+    (0..n)
+        .map(|k| TraceQuery {
+            from: pods[k % pods.len()].clone(),
+            to: svcs[(k * 7) % svcs.len()].clone(),
+            family: Some(if k % 2 == 0 {
+                Family::IPv4
+            } else {
+                Family::IPv6
+            }),
+            proto: "tcp".to_string(),
+            port: None,
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut clusters = clusters();
+
+    let mut g = c.benchmark_group("rules/one-node");
+    g.sample_size(10);
+    for cl in &mut clusters {
+        let node = cl.node.clone();
+        let dp = &mut cl.dps[0];
+        g.bench_function(BenchmarkId::new(cl.name, "cold"), |b| {
+            b.iter(|| {
+                dp.reset_caches();
+                rules_text(black_box(dp), &node)
+            })
+        });
+        g.bench_function(BenchmarkId::new(cl.name, "warm"), |b| {
+            rules_text(dp, &node);
+            b.iter(|| rules_text(black_box(dp), &node))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("trace/fast");
+    for cl in &clusters {
+        for dp in &cl.dps {
+            let mode = dp.proxy_mode().unwrap_or("none");
+            let queries: Vec<CompiledQuery> = pod_to_cluster_ip(dp, 1000)
+                .iter()
+                .map(|q| dp.compile(q).expect("query compiles"))
+                .collect();
+            g.throughput(Throughput::Elements(queries.len() as u64));
+            g.bench_function(BenchmarkId::new(cl.name, mode), |b| {
+                b.iter(|| {
+                    queries
+                        .iter()
+                        .filter(|q| dp.verdict(black_box(q)).delivered > 0)
+                        .count()
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("trace/detailed");
+    g.sample_size(10);
+    for cl in &mut clusters {
+        for dp in &mut cl.dps {
+            let mode = dp.proxy_mode().unwrap_or("none");
+            let q = pod_to_cluster_ip(dp, 1).remove(0);
+            g.bench_function(
+                BenchmarkId::new(format!("{}/{mode}", cl.name), "warm"),
+                |b| {
+                    trace(dp, dp.state(), &q).expect("traces");
+                    b.iter(|| trace(black_box(&*dp), dp.state(), &q).expect("traces"))
+                },
+            );
+            g.bench_function(
+                BenchmarkId::new(format!("{}/{mode}", cl.name), "cold"),
+                |b| {
+                    b.iter(|| {
+                        dp.reset_caches();
+                        trace(black_box(&*dp), dp.state(), &q).expect("traces")
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
 criterion_main!(benches);

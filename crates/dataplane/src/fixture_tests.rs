@@ -807,7 +807,11 @@ fn rendering_is_the_same_kept_or_not_and_on_any_thread_count() {
             // Written and rendered in parallel runs, not kept.
             let fresh = render(dp);
             assert!(fresh.0.contains("-A KUBE-SERVICES") || fresh.2.contains("service-ips"));
-            assert_eq!(one_thread.install(|| render(dp)), fresh, "{node}: one thread");
+            assert_eq!(
+                one_thread.install(|| render(dp)),
+                fresh,
+                "{node}: one thread"
+            );
             // The other mode's dataplane renders this mode's rules the same way.
             let mode = dp.proxy_mode().unwrap();
             let want = match mode {

@@ -189,8 +189,10 @@ struct FastNode {
     forwarding: [bool; 2],
     /// The first podCIDR of each family.
     pod_cidr: [Option<IpNet>; 2],
-    /// kube-proxy's view of the node per family, when kube-proxy programs rules.
-    proxy: [Option<ProxyNode>; 2],
+    /// kube-proxy's view of the node per family, when kube-proxy programs rules. Boxed: it
+    /// is large and read once per packet, while the fields above are read on every route
+    /// lookup of every endpoint, so a node should fit in few cache lines.
+    proxy: Box<[Option<ProxyNode>; 2]>,
 }
 
 /// The parts of [`NodeCtx`] the rules' matches depend on.
@@ -540,7 +542,7 @@ impl FastIndex {
                     ips,
                     forwarding: fams.map(|f| sysctl_forwarding(state, name, f)),
                     pod_cidr: fams.map(|f| n.pod_cidr(f)),
-                    proxy: fams.map(|f| {
+                    proxy: Box::new(fams.map(|f| {
                         let cfg = dp.proxy.as_ref().filter(|_| proxy_runs)?;
                         let ctx = NodeCtx::new(state, cfg, name, f);
                         let nodeport_ips = ctx.nodeport_ips();
@@ -553,7 +555,7 @@ impl FastIndex {
                             detector,
                             nodeport_ips,
                         })
-                    }),
+                    })),
                 }
             })
             .collect();
@@ -1211,6 +1213,9 @@ struct Proxy<'a, 'p> {
     out: ProxyOut,
     /// The facts of the service port asked for last (most packets concern one port).
     last: std::cell::Cell<Option<(u32, PortFacts<'a>)>>,
+    /// The service entries of the address asked for last (the chains ask about the same
+    /// destination several times).
+    last_entries: std::cell::Cell<Option<(IpAddr, &'a [(u32, Role)])>>,
 }
 
 impl<'a, 'p> Proxy<'a, 'p> {
@@ -1222,6 +1227,7 @@ impl<'a, 'p> Proxy<'a, 'p> {
             p,
             out: ProxyOut::default(),
             last: std::cell::Cell::new(None),
+            last_entries: std::cell::Cell::new(None),
         }
     }
 
@@ -1237,10 +1243,18 @@ impl<'a, 'p> Proxy<'a, 'p> {
     }
 
     fn entries(&self, dst: IpAddr) -> &'a [(u32, Role)] {
-        self.f
+        if let Some((ip, e)) = self.last_entries.get()
+            && ip == dst
+        {
+            return e;
+        }
+        let f: &'a FamIndex = self.f;
+        let e = f
             .services
             .get(&(dst, self.p.proto, self.p.dport))
-            .map_or(&[], Vec::as_slice)
+            .map_or(&[][..], Vec::as_slice);
+        self.last_entries.set(Some((dst, e)));
+        e
     }
 
     /// The local detector's "from a pod" match (`if_local`), or `None` without a detector.
