@@ -236,7 +236,7 @@ fn make_slice(
     (endpoints, ports): (Vec<Endpoint>, Vec<EndpointPort>),
     api_version: &'static str,
 ) -> EndpointSlice {
-    let mut labels = svc.metadata.labels.clone();
+    let mut labels = (*svc.metadata.labels).clone();
     labels.insert(
         "endpointslice.kubernetes.io/managed-by".into(),
         "endpointslice-controller.k8s.io".into(),
@@ -251,14 +251,15 @@ fn make_slice(
         metadata: ObjectMeta {
             name,
             namespace: Some(key.namespace.clone()),
-            labels,
+            labels: labels.into(),
             annotations: BTreeMap::new(),
             owner_references: vec![OwnerReference {
                 api_version: "v1".into(),
                 kind: "Service".into(),
                 name: key.name.clone(),
                 controller: true,
-            }],
+            }]
+            .into(),
         },
         address_type: family,
         endpoints,

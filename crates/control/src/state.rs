@@ -212,6 +212,53 @@ pub struct PodIpUsage {
     pub used: u128,
 }
 
+/// A value many objects hold the same copy of: the labels, containers and owner references
+/// of the pods of one template. A limits-scale cluster has 150,000 pods made from 10,000
+/// templates; sharing these saves about a kilobyte and a dozen allocations per pod. It reads
+/// like the value itself (`Deref`), serializes as it, and copies on write (`make_mut`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shared<T>(std::sync::Arc<T>);
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// The value, to change: copied first if another object shares it.
+    pub fn make_mut(&mut self) -> &mut T {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T> From<T> for Shared<T> {
+    fn from(v: T) -> Self {
+        Shared(std::sync::Arc::new(v))
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Shared<T>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        (&*self.0).into_iter()
+    }
+}
+
+/// `metadata.labels`.
+pub type Labels = Shared<BTreeMap<String, String>>;
+
 /// `metadata` as Kubernetes writes it (only the fields knetsim sets).
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -220,11 +267,11 @@ pub struct ObjectMeta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub owner_references: Vec<OwnerReference>,
+    pub owner_references: Shared<Vec<OwnerReference>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -505,7 +552,7 @@ pub struct PodSpec {
     pub node_selector: BTreeMap<String, String>,
     /// Container ports by name, for resolving named `targetPort`s.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub containers: Vec<Container>,
+    pub containers: Shared<Vec<Container>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -528,8 +575,8 @@ pub struct ContainerPort {
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
-    /// "Running" or "Pending".
-    pub phase: String,
+    /// "Pending", "Running" or "Failed" (a static string: 150,000 pods need no copies).
+    pub phase: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(rename = "hostIP", skip_serializing_if = "Option::is_none")]

@@ -206,11 +206,11 @@ impl ClusterBuilder {
                 node_name: Some(node.to_string()),
                 host_network: false,
                 node_selector: Default::default(),
-                containers: vec![],
+                containers: vec![].into(),
             },
             sim: Default::default(),
             status: PodStatus {
-                phase: "Running".to_string(),
+                phase: "Running",
                 conditions: vec![],
                 host_ip: host_ips.first().map(|p| p.ip),
                 host_ips,
@@ -310,7 +310,7 @@ impl ClusterBuilder {
         };
         let name = format!("{service}-{suffix}");
         let mut m = meta(Some(namespace), &name);
-        m.labels.insert(
+        m.labels.make_mut().insert(
             "kubernetes.io/service-name".to_string(),
             service.to_string(),
         );
@@ -451,7 +451,7 @@ pub fn scale(s: &Scale) -> ClusterState {
                 .map(|ip| PodIp { ip })
                 .collect();
             let mut m = meta(Some(&ns), &pod_name);
-            m.labels.insert("app".to_string(), name.clone());
+            m.labels.make_mut().insert("app".to_string(), name.clone());
             state.pods.insert(
                 NamespacedName::new(&ns, &pod_name),
                 Pod {
@@ -464,7 +464,7 @@ pub fn scale(s: &Scale) -> ClusterState {
                     },
                     sim: Default::default(),
                     status: PodStatus {
-                        phase: "Running".to_string(),
+                        phase: "Running",
                         conditions: vec![],
                         host_ip: host_ips.first().map(|p| p.ip),
                         host_ips,
@@ -497,6 +497,7 @@ pub fn scale(s: &Scale) -> ClusterState {
             );
             let mut m = meta(Some(&ns), &slice_name);
             m.labels
+                .make_mut()
                 .insert("kubernetes.io/service-name".to_string(), name.clone());
             state.endpoint_slices.insert(
                 NamespacedName::new(&ns, &slice_name),

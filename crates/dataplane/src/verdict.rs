@@ -1205,6 +1205,9 @@ impl Eval<'_> {
 // ------------------------------------------------------------------------------------------
 // kube-proxy, evaluated on the family model
 
+/// The service ports a `(destination, protocol, port)` key is to, with its role for each.
+type ServiceEntries<'a> = &'a [(u32, Role)];
+
 struct Proxy<'a, 'p> {
     m: &'a FamilyModel,
     f: &'a FamIndex,
@@ -1215,7 +1218,7 @@ struct Proxy<'a, 'p> {
     last: std::cell::Cell<Option<(u32, PortFacts<'a>)>>,
     /// The service entries of the address asked for last (the chains ask about the same
     /// destination several times).
-    last_entries: std::cell::Cell<Option<(IpAddr, &'a [(u32, Role)])>>,
+    last_entries: std::cell::Cell<Option<(IpAddr, ServiceEntries<'a>)>>,
 }
 
 impl<'a, 'p> Proxy<'a, 'p> {

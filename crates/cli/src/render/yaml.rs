@@ -12,8 +12,13 @@ use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    to_string_sized(value, 1 << 16)
+}
+
+/// [`to_string`] into a buffer of `capacity` bytes to start with.
+fn to_string_sized<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<String, Error> {
     let mut ser = Ser {
-        out: String::with_capacity(1 << 16),
+        out: String::with_capacity(capacity),
         scratch: String::new(),
         sink: None,
     };
@@ -90,15 +95,45 @@ pub fn write_root_seq_par<T: Serialize + Sync>(
     }
     head.push_str(":\n");
     w.write_all(head.as_bytes()).map_err(io)?;
+    // Each batch is rendered while the one before it is written: the write (a copy into the
+    // page cache, or a pipe) then costs no wall time. Chunk buffers start at the size the
+    // previous batch's chunks ended with, so they rarely grow (each growth is a copy).
+    let mut per_item = 512usize;
+    let mut pending: Option<Vec<String>> = None;
     for batch in items.chunks(BATCH) {
-        // Inside a root mapping a sequence's items sit at indent 0, exactly as a root sequence
-        // renders them, so each chunk can be rendered on its own.
-        let texts: Vec<Result<String, Error>> = batch.par_chunks(CHUNK).map(to_string).collect();
-        for t in texts {
-            w.write_all(t?.as_bytes()).map_err(io)?;
-        }
+        let render = || -> Result<Vec<String>, Error> {
+            batch
+                .par_chunks(CHUNK)
+                .map(|c| to_string_sized(c, c.len() * per_item + per_item))
+                .collect()
+        };
+        let (texts, written) = match pending.take() {
+            Some(prev) => {
+                // The sink stays on this thread (stdout's lock cannot move); the rendering
+                // goes to the pool.
+                let mut texts = None;
+                let written = rayon::in_place_scope(|sc| {
+                    sc.spawn(|_| texts = Some(render()));
+                    write_all(w, &prev)
+                });
+                (texts.expect("the scope ran the rendering"), written)
+            }
+            None => (render(), Ok(())),
+        };
+        written.map_err(io)?;
+        let texts = texts?;
+        let bytes: usize = texts.iter().map(String::len).sum();
+        per_item = per_item.max(bytes / batch.len() + bytes / batch.len() / 8);
+        pending = Some(texts);
+    }
+    if let Some(prev) = pending {
+        write_all(w, &prev).map_err(io)?;
     }
     Ok(())
+}
+
+fn write_all(w: &mut dyn std::io::Write, texts: &[String]) -> std::io::Result<()> {
+    texts.iter().try_for_each(|t| w.write_all(t.as_bytes()))
 }
 
 #[derive(Debug)]
@@ -146,9 +181,13 @@ impl Ser<'_> {
     }
 
     fn pad(&mut self, n: usize) {
-        for _ in 0..n {
-            self.out.push(' ');
+        const SPACES: &str = "                                                                ";
+        let mut n = n;
+        while n > SPACES.len() {
+            self.out.push_str(SPACES);
+            n -= SPACES.len();
         }
+        self.out.push_str(&SPACES[..n]);
     }
 
     fn push_str_scalar(&mut self, s: &str) {
@@ -270,24 +309,64 @@ fn needs_quotes(s: &str) -> bool {
         return true;
     }
     // One pass: anything that could end a plain scalar early or make it something else.
+    // A class table keeps the loop free of unpredictable branches: every scalar of a
+    // 180 MB state document goes through here.
     let mut maybe_number = true;
-    let mut prev = 0u8;
-    for &b in bytes {
-        match b {
-            b'0'..=b'9' | b'.' | b'_' | b'+' | b'-' | b':' => {}
-            b'e' | b'E' | b'x' | b'o' | b'b' | b'a'..=b'd' | b'f' | b'A'..=b'D' | b'F' => {}
-            _ => maybe_number = false,
+    for (i, &b) in bytes.iter().enumerate() {
+        let c = BYTE_CLASS[b as usize];
+        maybe_number &= c & NUMERIC != 0;
+        if c & (CONTROL | SPACE) != 0 {
+            if c & CONTROL != 0 {
+                return true;
+            }
+            // ": " starts a mapping value and " #" a comment.
+            if (i > 0 && bytes[i - 1] == b':') || bytes.get(i + 1) == Some(&b'#') {
+                return true;
+            }
         }
-        if (prev == b':' && b == b' ') || (prev == b' ' && b == b'#') || b < 0x20 || b == 0x7f {
-            return true;
-        }
-        prev = b;
     }
     if bytes.len() <= 5 && is_reserved_word(s) {
         return true;
     }
     maybe_number && looks_numeric(s)
 }
+
+/// [`BYTE_CLASS`] bits: may appear in a number (digits, signs, `.`, `_`, `:`, exponent and
+/// radix letters, hex digits), a control character, a space.
+const NUMERIC: u8 = 1;
+const CONTROL: u8 = 2;
+const SPACE: u8 = 4;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let numeric = matches!(
+            c,
+            b'0'..=b'9'
+                | b'.'
+                | b'_'
+                | b'+'
+                | b'-'
+                | b':'
+                | b'e'
+                | b'E'
+                | b'x'
+                | b'o'
+                | b'b'
+                | b'a'..=b'd'
+                | b'f'
+                | b'A'..=b'D'
+                | b'F'
+        );
+        t[b] = if numeric { NUMERIC } else { 0 }
+            | if c < 0x20 || c == 0x7f { CONTROL } else { 0 }
+            | if c == b' ' { SPACE } else { 0 };
+        b += 1;
+    }
+    t
+};
 
 /// Words YAML 1.1 or 1.2 readers take for booleans, null or special floats.
 fn is_reserved_word(s: &str) -> bool {

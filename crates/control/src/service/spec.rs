@@ -286,7 +286,7 @@ impl Svc {
         Svc {
             name: s.metadata.name.clone(),
             namespace: s.metadata.namespace.clone().unwrap_or_default(),
-            labels: s.metadata.labels.clone(),
+            labels: (*s.metadata.labels).clone(),
             annotations: s.metadata.annotations.clone(),
             type_: spec.type_.clone(),
             selector: spec.selector.clone().unwrap_or_default(),
@@ -373,9 +373,9 @@ impl Svc {
             metadata: state::ObjectMeta {
                 name: self.name.clone(),
                 namespace: Some(self.namespace.clone()),
-                labels: self.labels.clone(),
+                labels: self.labels.clone().into(),
                 annotations: self.annotations.clone(),
-                owner_references: Vec::new(),
+                owner_references: Vec::new().into(),
             },
             spec: state::ServiceSpec {
                 type_: self.type_.clone(),

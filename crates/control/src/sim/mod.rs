@@ -440,7 +440,7 @@ impl<'a> Sim<'a> {
             kind: "Node",
             metadata: ObjectMeta {
                 name: name.clone(),
-                labels,
+                labels: labels.into(),
                 ..Default::default()
             },
             spec: NodeSpec {
@@ -720,7 +720,13 @@ impl<'a> Sim<'a> {
             // no-op and a changed one is rejected, as the API server does.
             return;
         }
-        let new = workloads::pod_from_spec(&key, pod.meta.labels.clone(), &pod.spec, vec![]);
+        let new = workloads::pod_from_spec(
+            &key,
+            pod.meta.labels.clone().into(),
+            &pod.spec,
+            workloads::containers_of(&pod.spec),
+            Vec::new().into(),
+        );
         self.insert_pod(key, new);
     }
 
@@ -968,7 +974,8 @@ impl<'a> Sim<'a> {
                 labels: BTreeMap::from([(
                     "kubernetes.io/service-name".to_owned(),
                     "kubernetes".to_owned(),
-                )]),
+                )])
+                .into(),
                 ..Default::default()
             },
             address_type: family,

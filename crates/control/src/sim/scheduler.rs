@@ -137,7 +137,7 @@ fn admit_pinned(
     // A pod bound to a node that does not exist stays Pending: no kubelet will run it.
     let info = infos.get_mut(node)?;
     if info.pods >= info.max_pods {
-        pod.status.phase = "Failed".into();
+        pod.status.phase = "Failed";
         pod.status.conditions.clear();
         return Some(format!(
             "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {}",

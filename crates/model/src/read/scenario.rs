@@ -904,21 +904,48 @@ fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) 
         cx.diags.push(d);
         return;
     }
-    for k in 0..count.value {
-        let Some(i) = start.checked_add(k) else { break };
-        let copy = substitute(object, i);
-        let errors_before = cx.diags.iter().filter(|d| d.is_error()).count();
-        let warnings_before = cx.diags.len();
-        objects::read_document(cx, &copy, out);
-        if k == 0 && cx.diags.iter().filter(|d| d.is_error()).count() > errors_before {
-            return;
-        }
-        if k > 0 {
-            // The first copy already said everything the template deserves to be told.
-            cx.diags.truncate(warnings_before);
-        }
+    if count.value == 0 {
+        return;
+    }
+    // The first copy is read with the scenario's context: what it says about the template is
+    // reported, and an error stops the expansion.
+    let errors_before = cx.diags.iter().filter(|d| d.is_error()).count();
+    objects::read_document(cx, &substitute(object, start), out);
+    if cx.diags.iter().filter(|d| d.is_error()).count() > errors_before {
+        return;
+    }
+    // The first copy already said everything the template deserves to be told, so the others
+    // are read silently, in parallel (reading an object touches nothing but the context's
+    // diagnostics), and collected in index order.
+    use rayon::prelude::*;
+    // Indices past u64::MAX are not made (the first copy took `start`).
+    let last = start.saturating_add(count.value - 1);
+    if last == start {
+        return;
+    }
+    let version = cx.version;
+    let copies: Vec<Vec<Object>> = (start + 1..=last)
+        .into_par_iter()
+        .fold(Vec::new, |mut objs, i| {
+            let mut local = Ctx::new(&NO_FILES);
+            local.version = version;
+            objects::read_document(&mut local, &substitute(object, i), &mut objs);
+            objs
+        })
+        .collect();
+    out.extend(copies.into_iter().flatten());
+}
+
+/// The loader of the contexts that read generated copies: a template cannot include files.
+struct NoFiles;
+
+impl crate::source::FileLoader for NoFiles {
+    fn load(&self, _: &std::path::Path) -> Result<String, String> {
+        Err("a generated object cannot include files".into())
     }
 }
+
+static NO_FILES: NoFiles = NoFiles;
 
 /// Every `{...}` in the template's strings must be `{i}`, `{i%N}` or `{i/N}` with N > 0.
 fn check_placeholders(node: &Node) -> Result<(), Diagnostic> {
