@@ -239,9 +239,14 @@ impl<T> From<T> for Shared<T> {
     }
 }
 
+/// The newtype name a [`Shared`] value serializes under. Serializers see the value itself
+/// (serde's newtype structs are transparent in JSON and YAML); a writer that knows the name
+/// may render one shared value once and copy its text.
+pub const SHARED: &str = "knetsim::Shared";
+
 impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        s.serialize_newtype_struct(SHARED, &*self.0)
     }
 }
 
@@ -579,11 +584,19 @@ pub struct PodStatus {
     pub phase: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    #[serde(rename = "hostIP", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "hostIP",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "fast_ip::option"
+    )]
     pub host_ip: Option<IpAddr>,
     #[serde(rename = "hostIPs", skip_serializing_if = "Vec::is_empty")]
     pub host_ips: Vec<PodIp>,
-    #[serde(rename = "podIP", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "podIP",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "fast_ip::option"
+    )]
     pub pod_ip: Option<IpAddr>,
     #[serde(rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<PodIp>,
@@ -591,7 +604,81 @@ pub struct PodStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PodIp {
+    #[serde(serialize_with = "fast_ip::one")]
     pub ip: IpAddr,
+}
+
+/// Addresses as the text serde writes for them (`Display`), with IPv4 formatted without
+/// `core::fmt`: a limits-scale state document holds a million pod and endpoint addresses,
+/// and formatting them was the largest single cost of writing it.
+mod fast_ip {
+    use std::net::IpAddr;
+
+    use serde::Serializer;
+
+    pub fn one<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
+        match ip {
+            IpAddr::V4(v4) if s.is_human_readable() => {
+                let mut buf = [0u8; 15];
+                let mut n = 0;
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    if o >= 100 {
+                        buf[n] = b'0' + o / 100;
+                        n += 1;
+                    }
+                    if o >= 10 {
+                        buf[n] = b'0' + o / 10 % 10;
+                        n += 1;
+                    }
+                    buf[n] = b'0' + o % 10;
+                    n += 1;
+                }
+                s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII digits and dots"))
+            }
+            _ => serde::Serialize::serialize(ip, s),
+        }
+    }
+
+    pub fn option<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match ip {
+            Some(ip) => s.serialize_some(&Adapter(ip)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn many<S: Serializer>(ips: &[IpAddr], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ips.iter().map(Adapter))
+    }
+
+    struct Adapter<'a>(&'a IpAddr);
+
+    impl serde::Serialize for Adapter<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            one(self.0, s)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn ipv4_text_is_display() {
+            for ip in [
+                "0.0.0.0",
+                "10.128.8.2",
+                "255.255.255.255",
+                "100.64.0.10",
+                "1.20.199.9",
+            ] {
+                let ip: std::net::IpAddr = ip.parse().expect("an address");
+                let json = serde_json::to_string(&super::Adapter(&ip)).expect("serializes");
+                assert_eq!(json, format!("\"{ip}\""));
+            }
+        }
+    }
 }
 
 impl Pod {
@@ -634,6 +721,7 @@ impl EndpointSlice {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
+    #[serde(serialize_with = "fast_ip::many")]
     pub addresses: Vec<IpAddr>,
     pub conditions: EndpointConditions,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,7 @@
 
 use std::fmt::{self, Display, Write as _};
 
+use knetsim_control::state::SHARED;
 use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
@@ -21,6 +22,7 @@ fn to_string_sized<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<
         out: String::with_capacity(capacity),
         scratch: String::new(),
         sink: None,
+        shared: Default::default(),
     };
     value.serialize(Emit {
         s: &mut ser,
@@ -39,6 +41,7 @@ pub fn to_writer<T: Serialize + ?Sized>(
         out: String::with_capacity(FLUSH_AT + (1 << 16)),
         scratch: String::new(),
         sink: Some(w),
+        shared: Default::default(),
     };
     value.serialize(Emit {
         s: &mut ser,
@@ -61,6 +64,7 @@ pub fn write_root_entry<T: Serialize + ?Sized>(
         out: String::with_capacity(1 << 12),
         scratch: String::new(),
         sink: Some(w),
+        shared: Default::default(),
     };
     let mut map = MapEmit {
         s: &mut ser,
@@ -159,6 +163,8 @@ struct Ser<'w> {
     out: String,
     scratch: String,
     sink: Option<&'w mut dyn std::io::Write>,
+    /// The text of shared values (see [`SHARED`]) already rendered, by address and place.
+    shared: std::collections::HashMap<(usize, Ctx), String>,
 }
 
 impl Ser<'_> {
@@ -202,7 +208,7 @@ impl Ser<'_> {
 /// Where a value is being written. The writer is streaming: a mapping or sequence decides on
 /// its first entry whether it is block-style (on the following lines) or, if it ends without
 /// entries, an inline `{}` / `[]`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Ctx {
     /// The document itself.
     Root,
@@ -506,10 +512,29 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _: &'static str,
+        name: &'static str,
         v: &T,
     ) -> Result<(), Error> {
-        v.serialize(self)
+        // A value many objects share (the labels, containers and owner references of the
+        // pods of one template) renders the same wherever it sits at the same place: render it
+        // once per buffer and copy the text. Only while rendering to a buffer: a streaming
+        // writer may hand part of the text to its sink mid-value.
+        if name != SHARED || self.s.sink.is_some() {
+            return v.serialize(self);
+        }
+        let key = (std::ptr::from_ref(v).cast::<()>() as usize, self.ctx);
+        if let Some(text) = self.s.shared.get(&key) {
+            self.s.out.push_str(text);
+            return Ok(());
+        }
+        let start = self.s.out.len();
+        v.serialize(Emit {
+            s: &mut *self.s,
+            ctx: self.ctx,
+        })?;
+        let text = self.s.out[start..].to_owned();
+        self.s.shared.insert(key, text);
+        Ok(())
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -739,6 +764,7 @@ fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
         out: String::new(),
         scratch: String::new(),
         sink: None,
+        shared: Default::default(),
     };
     k.serialize(Emit {
         s: &mut tmp,

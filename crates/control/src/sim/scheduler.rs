@@ -24,13 +24,17 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
     if pending.is_empty() {
         return;
     }
-    pending.sort_by_key(|p| p.sim.creation_index);
+    // Creation indices are unique, so the unstable sort gives the one order.
+    pending.sort_unstable_by_key(|p| p.sim.creation_index);
 
     // Schedulable nodes ordered by (pods, registration index); names by index.
-    let mut names: Vec<String> =
-        vec![String::new(); infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
+    let mut names: Vec<&str> = vec![""; infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
     for (name, info) in infos.iter() {
-        names[info.index] = name.clone();
+        // Borrowed from the node objects, not from `infos`, which changes below.
+        let (name, _) = node_objs
+            .get_key_value(name)
+            .expect("every node has its object");
+        names[info.index] = name;
     }
     let mut free: BTreeSet<(u32, usize)> = infos
         .iter()
@@ -71,7 +75,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
         } else {
             free.iter()
                 .find(|(_, idx)| {
-                    let labels = &node_objs[&names[*idx]].metadata.labels;
+                    let labels = &node_objs[names[*idx]].metadata.labels;
                     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
                 })
                 .copied()
@@ -79,7 +83,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
         match choice {
             Some((count, index)) => {
                 free.remove(&(count, index));
-                let name = names[index].as_str();
+                let name = names[index];
                 let info = infos.get_mut(name).expect("node exists");
                 info.pods += 1;
                 if info.pods < info.max_pods {

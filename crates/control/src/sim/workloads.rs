@@ -169,8 +169,36 @@ pub(crate) fn pod_from_spec(
 #[derive(Default)]
 struct Batch {
     orders: Vec<Order>,
-    /// The names this batch has taken, for the generated-name collision check.
-    names: std::collections::HashSet<NamespacedName, std::hash::BuildHasherDefault<FxHasher>>,
+    /// The first order with each name hash, for the generated-name collision check without
+    /// a second copy of every name; `overflow` holds the (rare) orders whose name hash an
+    /// earlier order already had.
+    names: std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault<IdHasher>>,
+    overflow: Vec<u32>,
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn name_hash(key: &NamespacedName) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    h.finish()
 }
 
 /// The multiply-rotate hash of rustc's FxHasher: the batch's name set hashes 150,000 short
@@ -240,11 +268,22 @@ impl Template {
 
 impl Batch {
     fn taken(&self, sim: &Sim<'_>, key: &NamespacedName) -> bool {
-        sim.state.pods.contains_key(key) || self.names.contains(key)
+        let is = |i: &u32| self.orders[*i as usize].key == *key;
+        sim.state.pods.contains_key(key)
+            || self
+                .names
+                .get(&name_hash(key))
+                .is_some_and(|i| is(i) || self.overflow.iter().any(is))
     }
 
     fn push(&mut self, order: Order) {
-        self.names.insert(order.key.clone());
+        let id = u32::try_from(self.orders.len()).expect("fewer than 2^32 pods");
+        match self.names.entry(name_hash(&order.key)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.overflow.push(id),
+        }
         self.orders.push(order);
     }
 
