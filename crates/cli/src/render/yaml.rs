@@ -84,8 +84,8 @@ pub fn write_root_seq_par<T: Serialize + Sync>(
     items: &[&T],
 ) -> Result<(), Error> {
     use rayon::prelude::*;
-    const CHUNK: usize = 2048;
-    const BATCH: usize = 16 * CHUNK;
+    const CHUNK: usize = 1024;
+    const BATCH: usize = 4 * CHUNK;
     let io = |e: std::io::Error| Error(e.to_string());
     let mut head = String::new();
     if needs_quotes(key) {
@@ -318,9 +318,12 @@ fn needs_quotes(s: &str) -> bool {
     // A class table keeps the loop free of unpredictable branches: every scalar of a
     // 180 MB state document goes through here.
     let mut maybe_number = true;
+    let (mut dots, mut colons) = (0usize, 0usize);
     for (i, &b) in bytes.iter().enumerate() {
         let c = BYTE_CLASS[b as usize];
         maybe_number &= c & NUMERIC != 0;
+        dots += usize::from(b == b'.');
+        colons += usize::from(b == b':');
         if c & (CONTROL | SPACE) != 0 {
             if c & CONTROL != 0 {
                 return true;
@@ -334,7 +337,9 @@ fn needs_quotes(s: &str) -> bool {
     if bytes.len() <= 5 && is_reserved_word(s) {
         return true;
     }
-    maybe_number && looks_numeric(s)
+    // Two dots and no colon (an IPv4 address) is never a number: floats have one dot, and
+    // only base-60 forms have colons. Saves the full check for a million addresses.
+    maybe_number && !(dots >= 2 && colons == 0) && looks_numeric(s)
 }
 
 /// [`BYTE_CLASS`] bits: may appear in a number (digits, signs, `.`, `_`, `:`, exponent and
