@@ -9,6 +9,7 @@
 //! - [`service`]: kube-apiserver's Service REST logic: dual-stack defaulting and validation,
 //!   ClusterIP and NodePort allocation, kubectl-apply updates.
 //! - [`endpointslice`]: the EndpointSlice controller.
+//! - [`fxhash`]: the fast hash of the simulation's name indexes.
 //! - [`names`]: generated names (`generateName`, `pod-template-hash`).
 //! - [`sim`]: the simulation loop: components start, nodes register, node IPAM, workload
 //!   controllers, scheduler, kubelet/CNI pod addresses, steps.
@@ -20,6 +21,7 @@
 pub mod components;
 pub mod endpointslice;
 pub mod expect;
+pub mod fxhash;
 pub mod names;
 pub mod service;
 pub mod sim;

@@ -617,30 +617,86 @@ mod fast_ip {
     use serde::Serializer;
 
     pub fn one<S: Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
-        match ip {
-            IpAddr::V4(v4) if s.is_human_readable() => {
-                let mut buf = [0u8; 15];
-                let mut n = 0;
-                for (i, o) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        buf[n] = b'.';
-                        n += 1;
-                    }
-                    if o >= 100 {
-                        buf[n] = b'0' + o / 100;
-                        n += 1;
-                    }
-                    if o >= 10 {
-                        buf[n] = b'0' + o / 10 % 10;
-                        n += 1;
-                    }
-                    buf[n] = b'0' + o % 10;
-                    n += 1;
-                }
-                s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII digits and dots"))
-            }
-            _ => serde::Serialize::serialize(ip, s),
+        if !s.is_human_readable() {
+            return serde::Serialize::serialize(ip, s);
         }
+        let mut buf = [0u8; 45];
+        let n = match ip {
+            IpAddr::V4(v4) => v4_text(v4.octets(), &mut buf),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                // `Display` writes IPv4-mapped addresses in their dotted form.
+                Some(v4) => {
+                    buf[..7].copy_from_slice(b"::ffff:");
+                    7 + v4_text(v4.octets(), &mut buf[7..])
+                }
+                None => v6_text(v6.segments(), &mut buf),
+            },
+        };
+        s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII address text"))
+    }
+
+    fn v4_text(octets: [u8; 4], buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for (i, o) in octets.into_iter().enumerate() {
+            if i > 0 {
+                buf[n] = b'.';
+                n += 1;
+            }
+            if o >= 100 {
+                buf[n] = b'0' + o / 100;
+                n += 1;
+            }
+            if o >= 10 {
+                buf[n] = b'0' + o / 10 % 10;
+                n += 1;
+            }
+            buf[n] = b'0' + o % 10;
+            n += 1;
+        }
+        n
+    }
+
+    /// RFC 5952 text, as `Ipv6Addr`'s `Display` writes it: groups in lowercase hex without
+    /// leading zeros, the first longest run of two or more zero groups written `::`.
+    fn v6_text(segments: [u16; 8], buf: &mut [u8]) -> usize {
+        let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+        for (i, &g) in segments.iter().enumerate() {
+            if g == 0 {
+                if cur_len == 0 {
+                    cur = i;
+                }
+                cur_len += 1;
+                if cur_len > best_len {
+                    (best, best_len) = (cur, cur_len);
+                }
+            } else {
+                cur_len = 0;
+            }
+        }
+        let mut out = 0;
+        let push_part = |buf: &mut [u8], part: &[u16], out: &mut usize| {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for (i, &g) in part.iter().enumerate() {
+                if i > 0 {
+                    buf[*out] = b':';
+                    *out += 1;
+                }
+                let digits = (16 - g.leading_zeros() as usize).div_ceil(4).max(1);
+                for d in (0..digits).rev() {
+                    buf[*out] = HEX[usize::from((g >> (4 * d)) & 0xf)];
+                    *out += 1;
+                }
+            }
+        };
+        if best_len > 1 {
+            push_part(buf, &segments[..best], &mut out);
+            buf[out..out + 2].copy_from_slice(b"::");
+            out += 2;
+            push_part(buf, &segments[best + best_len..], &mut out);
+        } else {
+            push_part(buf, &segments, &mut out);
+        }
+        out
     }
 
     pub fn option<S: Serializer>(ip: &Option<IpAddr>, s: S) -> Result<S::Ok, S::Error> {

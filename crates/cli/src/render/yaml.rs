@@ -164,7 +164,7 @@ struct Ser<'w> {
     scratch: String,
     sink: Option<&'w mut dyn std::io::Write>,
     /// The text of shared values (see [`SHARED`]) already rendered, by address and place.
-    shared: std::collections::HashMap<(usize, Ctx), String>,
+    shared: knetsim_control::fxhash::FxHashMap<(usize, Ctx), String>,
 }
 
 impl Ser<'_> {
@@ -307,39 +307,42 @@ fn needs_quotes(s: &str) -> bool {
     };
     // "-" alone or "- x" is a sequence; "-1" is a number; "-foo" is fine but rare: quote every
     // leading indicator rather than reason about each.
-    if b"-?:,[]{}#&*!|>'\"%@` ".contains(&first) {
+    if BYTE_CLASS[first as usize] & INDICATOR != 0 {
         return true;
     }
     let last = bytes[bytes.len() - 1];
     if last == b' ' || last == b':' {
         return true;
     }
-    // One pass: anything that could end a plain scalar early or make it something else.
-    // A class table keeps the loop free of unpredictable branches: every scalar of a
-    // 180 MB state document goes through here.
-    let mut maybe_number = true;
-    let (mut dots, mut colons) = (0usize, 0usize);
-    for (i, &b) in bytes.iter().enumerate() {
+    // One pass over a class table, without branches, folds what the string holds: every
+    // scalar of a 180 MB state document goes through here. Spaces (rare) get a second look.
+    let (mut all, mut any) = (u8::MAX, 0u8);
+    for &b in bytes {
         let c = BYTE_CLASS[b as usize];
-        maybe_number &= c & NUMERIC != 0;
-        dots += usize::from(b == b'.');
-        colons += usize::from(b == b':');
-        if c & (CONTROL | SPACE) != 0 {
-            if c & CONTROL != 0 {
-                return true;
-            }
-            // ": " starts a mapping value and " #" a comment.
-            if (i > 0 && bytes[i - 1] == b':') || bytes.get(i + 1) == Some(&b'#') {
-                return true;
-            }
-        }
+        all &= c;
+        any |= c;
     }
+    if any & CONTROL != 0 {
+        return true;
+    }
+    // ": " starts a mapping value and " #" a comment.
+    if any & SPACE != 0 && (s.contains(": ") || s.contains(" #")) {
+        return true;
+    }
+    let maybe_number = all & NUMERIC != 0;
     if bytes.len() <= 5 && is_reserved_word(s) {
         return true;
     }
     // Two dots and no colon (an IPv4 address) is never a number: floats have one dot, and
     // only base-60 forms have colons. Saves the full check for a million addresses.
-    maybe_number && !(dots >= 2 && colons == 0) && looks_numeric(s)
+    maybe_number
+        && {
+            let (dots, colons) = bytes.iter().fold((0usize, 0usize), |(d, c), &b| {
+                (d + usize::from(b == b'.'), c + usize::from(b == b':'))
+            });
+            !(dots >= 2 && colons == 0)
+        }
+        && looks_numeric(s)
 }
 
 /// [`BYTE_CLASS`] bits: may appear in a number (digits, signs, `.`, `_`, `:`, exponent and
@@ -347,6 +350,8 @@ fn needs_quotes(s: &str) -> bool {
 const NUMERIC: u8 = 1;
 const CONTROL: u8 = 2;
 const SPACE: u8 = 4;
+/// Characters a plain scalar must not start with: YAML's indicators, quotes and space.
+const INDICATOR: u8 = 8;
 
 static BYTE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -373,7 +378,33 @@ static BYTE_CLASS: [u8; 256] = {
         );
         t[b] = if numeric { NUMERIC } else { 0 }
             | if c < 0x20 || c == 0x7f { CONTROL } else { 0 }
-            | if c == b' ' { SPACE } else { 0 };
+            | if c == b' ' { SPACE } else { 0 }
+            | if matches!(
+                c,
+                b'-' | b'?'
+                    | b':'
+                    | b','
+                    | b'['
+                    | b']'
+                    | b'{'
+                    | b'}'
+                    | b'#'
+                    | b'&'
+                    | b'*'
+                    | b'!'
+                    | b'|'
+                    | b'>'
+                    | b'\''
+                    | b'"'
+                    | b'%'
+                    | b'@'
+                    | b'`'
+                    | b' '
+            ) {
+                INDICATOR
+            } else {
+                0
+            };
         b += 1;
     }
     t

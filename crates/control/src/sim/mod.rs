@@ -72,8 +72,9 @@ pub(crate) struct Sim<'a> {
     pub(crate) nodes: BTreeMap<String, NodeInfo>,
     next_node_index: usize,
     workloads: Workloads,
-    /// The manifest last applied for each object, for kubectl apply's three-way merge.
-    last_applied: BTreeMap<(String, NamespacedName), Object>,
+    /// The manifest last applied for each Service, for kubectl apply's three-way merge: the
+    /// scenario's own object (the scenario outlives the simulation), not a copy.
+    last_applied: BTreeMap<NamespacedName, &'a objects::Service>,
     pub(crate) name_rng: NamedRng,
     /// The creation index the next pod gets.
     pub(crate) next_pod_seq: u64,
@@ -620,7 +621,7 @@ impl<'a> Sim<'a> {
     // Objects
 
     /// `kubectl apply` of one object.
-    fn apply(&mut self, obj: &Object) {
+    fn apply(&mut self, obj: &'a Object) {
         if !self.apiserver_up() {
             let msg = self.apiserver_down_message();
             let involved = involved_of(obj);
@@ -635,8 +636,8 @@ impl<'a> Sim<'a> {
                 self.register_node_object(n);
                 self.allocate_pod_cidrs();
             }
-            Object::Service(svc) => self.apply_service(svc),
-            Object::Pod(pod) => self.apply_pod(pod),
+            Object::Service(svc) => self.apply_service(obj, svc),
+            Object::Pod(pod) => self.apply_pod(obj, pod),
             Object::Workload(w) => {
                 let ns = namespace_of(&w.meta);
                 if self.namespace_missing(&ns, obj) {
@@ -663,10 +664,9 @@ impl<'a> Sim<'a> {
         true
     }
 
-    fn apply_service(&mut self, svc: &objects::Service) {
+    fn apply_service(&mut self, obj: &Object, svc: &'a objects::Service) {
         let ns = namespace_of(&svc.meta);
-        let obj = Object::Service(svc.clone());
-        if self.namespace_missing(&ns, &obj) {
+        if self.namespace_missing(&ns, obj) {
             return;
         }
         let key = NamespacedName::new(ns.clone(), svc.meta.name.value.clone());
@@ -684,10 +684,7 @@ impl<'a> Sim<'a> {
         };
         let result = match self.state.services.get(&key) {
             Some(live) => {
-                let last = match self.last_applied.get(&("Service".to_owned(), key.clone())) {
-                    Some(Object::Service(s)) => Some(s),
-                    _ => None,
-                };
+                let last = self.last_applied.get(&key).copied();
                 api.apply_update(live, last, svc)
             }
             None => api.create(&ns, svc),
@@ -695,7 +692,7 @@ impl<'a> Sim<'a> {
         match result {
             Ok(stored) => {
                 self.state.services.insert(key.clone(), stored);
-                self.last_applied.insert(("Service".to_owned(), key), obj);
+                self.last_applied.insert(key, svc);
             }
             Err(e) => {
                 let involved = InvolvedObject {
@@ -708,10 +705,9 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn apply_pod(&mut self, pod: &objects::Pod) {
+    fn apply_pod(&mut self, obj: &Object, pod: &objects::Pod) {
         let ns = namespace_of(&pod.meta);
-        let obj = Object::Pod(pod.clone());
-        if self.namespace_missing(&ns, &obj) {
+        if self.namespace_missing(&ns, obj) {
             return;
         }
         let key = NamespacedName::new(ns.clone(), pod.meta.name.value.clone());
@@ -776,7 +772,7 @@ impl<'a> Sim<'a> {
                     if let Some(api) = self.services.as_mut() {
                         api.delete(&svc);
                     }
-                    self.last_applied.remove(&("Service".to_owned(), key));
+                    self.last_applied.remove(&key);
                 }
                 None => self.event("Warning", "NotFound", involved, "kube-apiserver", not_found),
             },
@@ -845,7 +841,7 @@ impl<'a> Sim<'a> {
         self.workloads.delete_namespace(ns);
     }
 
-    fn run_step(&mut self, step: &Step) {
+    fn run_step(&mut self, step: &'a Step) {
         match step {
             Step::Apply(objs) => {
                 for o in objs {

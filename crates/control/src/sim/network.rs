@@ -298,27 +298,35 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
     let mut events: Vec<(u64, Event)> = match &mut sim.network {
         PodNetwork::HostLocal { kubenet, nodes } => {
             let kubenet = *kubenet;
-            // Pods per node, oldest first, next to that node's ranges.
-            let mut by_node: BTreeMap<&str, (&Node, Vec<&mut crate::state::Pod>)> = BTreeMap::new();
+            // Pods per node, oldest first, next to that node's ranges (groups in name order,
+            // as the ranges are).
+            let mut group_of: crate::fxhash::FxHashMap<&str, usize> = Default::default();
+            let mut groups: Vec<(&str, &Node, Vec<&mut crate::state::Pod>)> = Vec::new();
             for pod in todo {
                 let name = pod
                     .spec
                     .node_name
                     .as_deref()
                     .expect("admitted pods are bound");
-                // A pod bound to a node that does not exist stays Pending: no kubelet runs it.
-                let Some((name, node)) = node_objs.get_key_value(name) else {
-                    continue;
+                let g = match group_of.get(name) {
+                    Some(&g) => g,
+                    None => {
+                        // A pod bound to a node that does not exist stays Pending: no kubelet
+                        // runs it.
+                        let Some((name, node)) = node_objs.get_key_value(name) else {
+                            continue;
+                        };
+                        groups.push((name.as_str(), node, Vec::new()));
+                        group_of.insert(name.as_str(), groups.len() - 1);
+                        groups.len() - 1
+                    }
                 };
-                by_node
-                    .entry(name)
-                    .or_insert((node, Vec::new()))
-                    .1
-                    .push(pod);
+                groups[g].2.push(pod);
             }
+            groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let mut work: Vec<NodeWork<'_>> = Vec::new();
             let mut ranges = nodes.iter_mut().peekable();
-            for (name, (node, pods)) in by_node {
+            for (name, node, pods) in groups {
                 while ranges.next_if(|(n, _)| n.as_str() < name).is_some() {}
                 let r = ranges.next_if(|(n, _)| n.as_str() == name).map(|(_, r)| r);
                 work.push((node, r, pods));

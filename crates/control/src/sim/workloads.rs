@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use knetsim_model::objects::{self, Workload, WorkloadKind};
 
 use super::Sim;
+use crate::fxhash::FxHasher;
 use crate::names;
 use crate::state::{
     Container, ContainerPort, Labels, NamespacedName, ObjectMeta, OwnerReference, Pod, PodSpec,
@@ -15,7 +16,8 @@ use crate::state::{
 /// The workloads that exist, by kind and namespaced name.
 #[derive(Debug, Default)]
 pub(crate) struct Workloads {
-    items: BTreeMap<(WorkloadKind, NamespacedName), Record>,
+    /// Boxed: a workload's record is large, and inserting into a map shifts its neighbours.
+    items: BTreeMap<(WorkloadKind, NamespacedName), Box<Record>>,
 }
 
 #[derive(Debug)]
@@ -70,11 +72,11 @@ impl Workloads {
         let template_hash = names::pod_template_hash(&canonical_template(&w));
         self.items.insert(
             key,
-            Record {
+            Box::new(Record {
                 spec: w,
                 replicas,
                 template_hash,
-            },
+            }),
         );
     }
 
@@ -201,40 +203,6 @@ fn name_hash(key: &NamespacedName) -> u64 {
     h.finish()
 }
 
-/// The multiply-rotate hash of rustc's FxHasher: the batch's name set hashes 150,000 short
-/// names at limits scale, where SipHash's DoS resistance buys nothing (the names come from
-/// a seeded generator) and costs more than the rest of the name generation.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// One pod to create: its name, the template it comes from, and (DaemonSets) its node.
 struct Order {
     key: NamespacedName,
@@ -343,30 +311,37 @@ fn reconcile_into(sim: &mut Sim<'_>, batch: &mut Batch) {
                 .push(key.clone());
         }
     }
-    let keys: Vec<(WorkloadKind, NamespacedName)> = sim.workloads.items.keys().cloned().collect();
+    // The records are read while the controllers change the rest of the simulation; they are
+    // put back below.
+    let items = std::mem::take(&mut sim.workloads.items);
     let mut wanted_owners = std::collections::BTreeSet::new();
-    for (kind, key) in keys {
-        let rec = &sim.workloads.items[&(kind, key.clone())];
-        let (owner_kind, owner_name) = owner(kind, &key.name, &rec.template_hash);
-        wanted_owners.insert((
-            key.namespace.clone(),
-            owner_kind.to_owned(),
-            owner_name.clone(),
-        ));
-        let mut pods = owned
-            .get(&(
+    for ((kind, key), rec) in &items {
+        let (owner_kind, owner_name) = owner(*kind, &key.name, &rec.template_hash);
+        // Without pods owned by anything (the first reconcile of a large scenario) there is
+        // nothing to look up and nothing to collect.
+        let mut pods = Vec::new();
+        if !owned.is_empty() {
+            let owner_key = (
                 key.namespace.clone(),
                 owner_kind.to_owned(),
                 owner_name.clone(),
-            ))
-            .cloned()
-            .unwrap_or_default();
+            );
+            if let Some(p) = owned.get(&owner_key) {
+                pods = p.clone();
+            }
+            wanted_owners.insert(owner_key);
+        }
         match kind {
-            WorkloadKind::DaemonSet => reconcile_daemonset(sim, batch, &key, owner_name, &mut pods),
-            WorkloadKind::StatefulSet => reconcile_statefulset(sim, batch, &key, &mut pods),
-            _ => reconcile_replicas(sim, batch, kind, &key, owner_kind, owner_name, &mut pods),
+            WorkloadKind::DaemonSet => {
+                reconcile_daemonset(sim, batch, rec, key, owner_name, &mut pods)
+            }
+            WorkloadKind::StatefulSet => reconcile_statefulset(sim, batch, rec, key, &mut pods),
+            _ => reconcile_replicas(
+                sim, batch, rec, *kind, key, owner_kind, owner_name, &mut pods,
+            ),
         }
     }
+    sim.workloads.items = items;
     // Pods whose controller is gone (workload deleted, or a Deployment rolled to a new
     // template) are garbage-collected.
     for ((ns, kind, name), pods) in owned {
@@ -388,16 +363,17 @@ fn owner_ref(kind: &str, name: &str) -> Vec<OwnerReference> {
     }]
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reconcile_replicas(
     sim: &mut Sim<'_>,
     batch: &mut Batch,
+    rec: &Record,
     kind: WorkloadKind,
     key: &NamespacedName,
     owner_kind: &str,
     owner_name: String,
     pods: &mut Vec<NamespacedName>,
 ) {
-    let rec = &sim.workloads.items[&(kind, key.clone())];
     let want = rec.replicas as usize;
     let mut labels = rec.spec.template_labels.clone();
     if kind == WorkloadKind::Deployment {
@@ -445,10 +421,10 @@ fn reconcile_replicas(
 fn reconcile_statefulset(
     sim: &mut Sim<'_>,
     batch: &mut Batch,
+    rec: &Record,
     key: &NamespacedName,
     pods: &mut [NamespacedName],
 ) {
-    let rec = &sim.workloads.items[&(WorkloadKind::StatefulSet, key.clone())];
     let want = rec.replicas;
     let base_labels = rec.spec.template_labels.clone();
     let hash = rec.template_hash.clone();
@@ -495,11 +471,11 @@ fn ordinal(pod: &str, set: &str) -> Option<u64> {
 fn reconcile_daemonset(
     sim: &mut Sim<'_>,
     batch: &mut Batch,
+    rec: &Record,
     key: &NamespacedName,
     owner_name: String,
     pods: &mut [NamespacedName],
 ) {
-    let rec = &sim.workloads.items[&(WorkloadKind::DaemonSet, key.clone())];
     let mut labels = rec.spec.template_labels.clone();
     labels.insert("controller-revision-hash".into(), rec.template_hash.clone());
     let template = Template::new(
