@@ -284,16 +284,20 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
     use rayon::prelude::*;
     let step = sim.step;
     let pod_host_ips = sim.version.at_least(29);
-    let mut todo: Vec<&mut crate::state::Pod> = sim
+    // Sorted by a copy of the creation index kept next to the reference: comparing through
+    // the references would fetch two pods from memory per comparison.
+    let mut todo: Vec<(u64, &mut crate::state::Pod)> = sim
         .state
         .pods
         .values_mut()
         .filter(|p| p.sim.admitted && p.status.pod_ips.is_empty() && p.status.phase == "Pending")
+        .map(|p| (p.sim.creation_index, p))
         .collect();
     if todo.is_empty() {
         return;
     }
-    todo.sort_by_key(|p| p.sim.creation_index);
+    todo.sort_unstable_by_key(|(seq, _)| *seq);
+    let todo = todo.into_iter().map(|(_, p)| p);
     let node_objs = &sim.state.nodes;
     let mut events: Vec<(u64, Event)> = match &mut sim.network {
         PodNetwork::HostLocal { kubenet, nodes } => {

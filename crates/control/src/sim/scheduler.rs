@@ -15,17 +15,20 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
     let step = sim.step;
     let node_objs = &sim.state.nodes;
     let infos = &mut sim.nodes;
-    let mut pending: Vec<&mut Pod> = sim
+    let mut pending: Vec<(u64, &mut Pod)> = sim
         .state
         .pods
         .values_mut()
         .filter(|p| !p.sim.admitted && p.status.phase != "Failed")
+        .map(|p| (p.sim.creation_index, p))
         .collect();
     if pending.is_empty() {
         return;
     }
-    // Creation indices are unique, so the unstable sort gives the one order.
-    pending.sort_unstable_by_key(|p| p.sim.creation_index);
+    // Creation indices are unique, so the unstable sort gives the one order; the key sits
+    // next to the reference, so comparing touches no pod.
+    pending.sort_unstable_by_key(|(seq, _)| *seq);
+    let pending = pending.into_iter().map(|(_, p)| p);
 
     // Schedulable nodes ordered by (pods, registration index); names by index.
     let mut names: Vec<&str> = vec![""; infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
