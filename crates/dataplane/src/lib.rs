@@ -14,7 +14,8 @@
 //!   external network can answer a source address.
 //! - [`trace`]: `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
 //! - [`verdict`]: the fast path: a compiled query's verdict from lookup tables, without the
-//!   hop-by-hop record (for reachability questions asked millions of times).
+//!   hop-by-hop record, one at a time or in parallel batches (for reachability questions
+//!   asked millions of times).
 //! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:`.
 //! - [`names`]: hashes and encodings kube-proxy and CNIs derive names from.
 //! - [`fasthash`]: a fast hasher for the lookup tables on hot paths.
