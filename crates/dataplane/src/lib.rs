@@ -65,7 +65,7 @@ pub use reach::{Matrix, ReachQuery, reach, render_reach_table};
 pub use routes::{RouteTable, render_routes};
 pub use trace::{Trace, TraceQuery, render_trace_text, trace};
 // `render_rules_in_mode` is defined below with the other renderers.
-pub use verdict::{CompiledQuery, Verdict};
+pub use verdict::{CompiledQuery, QueryGrid, Verdict};
 
 #[derive(Debug, Default)]
 struct NodeCache {

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::Dataplane;
 use crate::proxy::Proto;
-use crate::trace::{Outcome, TraceQuery, check_names};
+use crate::trace::{Outcome, check_names};
 
 /// The most cells a matrix may have: each cell's query and verdict are held until the matrix
 /// is complete, and a selector such as `pods:*` against `services:*` on a large cluster
@@ -255,23 +255,14 @@ pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
             to.len()
         ));
     }
-    let query = |i: usize| TraceQuery {
-        from: from[i / to.len()].clone(),
-        to: to[i % to.len()].clone(),
-        family: q.family,
-        proto: proto.as_str().to_string(),
-        port: q.port,
-    };
+    // Each destination is resolved once, each source once per row (and family).
+    let grid = dp.query_grid(&to, q.family, proto.as_str(), q.port);
     let mut flat: Vec<Cell> = Vec::with_capacity(n);
     let rows_per_chunk = (CHUNK_CELLS / to.len()).max(1);
-    for rows in (0..from.len()).collect::<Vec<_>>().chunks(rows_per_chunk) {
-        let range = rows[0] * to.len()..(rows[rows.len() - 1] + 1) * to.len();
-        // Compiled in parallel (names are looked up per cell), answered in one batch.
-        let compiled: Vec<Result<crate::CompiledQuery, String>> = range
-            .clone()
-            .into_par_iter()
-            .map(|i| dp.compile(&query(i)))
-            .collect();
+    for rows in from.chunks(rows_per_chunk) {
+        // Compiled in parallel, row by row, and answered in one batch.
+        let compiled: Vec<Result<crate::CompiledQuery, String>> =
+            rows.par_iter().flat_map_iter(|src| grid.row(src)).collect();
         let ok: Vec<crate::CompiledQuery> = compiled
             .iter()
             .filter_map(|c| c.as_ref().ok())
@@ -426,7 +417,7 @@ mod tests {
 
     use super::*;
     use crate::fixture_tests as fx;
-    use crate::trace::trace;
+    use crate::trace::{TraceQuery, trace};
     use crate::verdict::Verdict;
 
     fn items(list: &[&str]) -> Vec<String> {

@@ -376,21 +376,43 @@ pub(crate) fn resolve(
     state: &ClusterState,
     q: &TraceQuery,
 ) -> Result<Resolved, String> {
-    let proto_s = if q.proto.is_empty() { "tcp" } else { &q.proto };
-    let proto = Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))?;
-
+    let proto = parse_proto(&q.proto)?;
     // Destination first: it decides the family when none is given.
-    let mut service: Option<(NamespacedName, String)> = None;
-    let (to, port) = if let Some(rest) = q.to.strip_prefix("svc:") {
-        let (nn, svc, sp) = service_port(state, &q.to, rest)?;
-        let fam = q
-            .family
+    let (to, port) = resolve_destination(dp, state, &q.to, q.family, q.port)?;
+    let family = Family::of_ip(&to.ip);
+    let from = resolve_source(dp, state, &q.from, family)?;
+    Ok(Resolved {
+        from,
+        to,
+        port,
+        family,
+        proto,
+    })
+}
+
+/// A query's protocol (tcp when empty).
+pub(crate) fn parse_proto(proto: &str) -> Result<Proto, String> {
+    let proto_s = if proto.is_empty() { "tcp" } else { proto };
+    Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))
+}
+
+/// Where a query's packet goes, and its destination port: the first half of [`resolve`].
+/// The packet's family is the destination address's.
+pub(crate) fn resolve_destination(
+    dp: &Dataplane,
+    state: &ClusterState,
+    to: &str,
+    family: Option<Family>,
+    port: Option<u16>,
+) -> Result<(Place, u16), String> {
+    let (place, port) = if let Some(rest) = to.strip_prefix("svc:") {
+        let (nn, svc, sp) = service_port(state, to, rest)?;
+        let fam = family
             .or_else(|| svc.spec.ip_families.first().copied())
             .unwrap_or(Family::IPv4);
         let Some(cip) = svc.spec.cluster_ip_of(fam) else {
             return Err(format!("destination: Service {nn} has no {fam} cluster IP"));
         };
-        service = Some((nn.clone(), sp.name.clone().unwrap_or_default()));
         (
             Place {
                 kind: "service",
@@ -404,29 +426,32 @@ pub(crate) fn resolve(
             sp.port,
         )
     } else {
-        let end = resolve_host(dp, state, &q.to, q.family, "destination")?
+        let end = resolve_host(dp, state, to, family, "destination")?
             .ok_or_else(|| "destination: unknown".to_string())?;
-        (end.place, q.port.unwrap_or(80))
+        (end.place, port.unwrap_or(80))
     };
-    let family = Family::of_ip(&to.ip);
-    if let Some(f) = q.family
-        && f != family
+    if let Some(f) = family
+        && f != Family::of_ip(&place.ip)
     {
-        return Err(format!("destination {} is not {f}", to.ip));
+        return Err(format!("destination {} is not {f}", place.ip));
     }
-    let from = resolve_host(dp, state, &q.from, Some(family), "source")?
+    Ok((place, port))
+}
+
+/// Where a query's packet starts, in the destination's family: the second half of
+/// [`resolve`].
+pub(crate) fn resolve_source(
+    dp: &Dataplane,
+    state: &ClusterState,
+    from: &str,
+    family: Family,
+) -> Result<End, String> {
+    let end = resolve_host(dp, state, from, Some(family), "source")?
         .ok_or_else(|| "source: a Service cannot send packets".to_string())?;
-    if Family::of_ip(&from.place.ip) != family {
-        return Err(format!("source {} is not {family}", from.place.ip));
+    if Family::of_ip(&end.place.ip) != family {
+        return Err(format!("source {} is not {family}", end.place.ip));
     }
-    let _ = service;
-    Ok(Resolved {
-        from,
-        to,
-        port,
-        family,
-        proto,
-    })
+    Ok(end)
 }
 
 pub(crate) struct Walk<'a> {

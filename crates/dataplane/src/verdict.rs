@@ -33,7 +33,7 @@
 //! that each shortcut above agrees with what it replaces ([`checks`]).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use knetsim_control::state::ClusterState;
@@ -46,10 +46,13 @@ use crate::masq::globally_routable;
 use crate::proxy::iptables::IptRule;
 use crate::proxy::model::{FamilyModel, ServicePortInfo, categorize};
 use crate::proxy::{LocalDetector, NodeCtx, Proto};
-use crate::trace::{Origin, Outcome, Trace, TraceQuery, Walk, resolve, sysctl_forwarding};
+use crate::trace::{
+    End, Origin, Outcome, Place, Trace, TraceQuery, Walk, parse_proto, resolve,
+    resolve_destination, resolve_source, sysctl_forwarding,
+};
 
 /// A [`TraceQuery`] resolved against one [`Dataplane`] (use it only with that one).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompiledQuery {
     pub family: Family,
     pub proto: Proto,
@@ -62,8 +65,74 @@ pub struct CompiledQuery {
     start: Start,
 }
 
+/// Destinations resolved once ([`Dataplane::query_grid`]), against which each source is
+/// resolved once per family ([`QueryGrid::row`]).
+#[derive(Debug)]
+pub struct QueryGrid<'a> {
+    dp: &'a Dataplane,
+    proto: Result<Proto, String>,
+    to: Vec<GridDestination>,
+}
+
+/// A destination of a [`QueryGrid`] and its port, with where a packet from outside the
+/// cluster enters it (worked out on first use).
+#[derive(Debug)]
+struct GridDestination {
+    dest: Result<(Place, u16), String>,
+    external: OnceLock<Start>,
+}
+
+/// A source of a [`QueryGrid`] row in one family, and where its packet meets netfilter
+/// (`None`: outside the cluster, it depends on the destination).
+struct GridSource {
+    end: End,
+    start: Option<Start>,
+}
+
+impl QueryGrid<'_> {
+    /// The queries from `from` to every destination, in order: what
+    /// [`Dataplane::compile`] gives for each (the same errors, in the same order of checks:
+    /// protocol, destination, source).
+    pub fn row(&self, from: &str) -> Vec<Result<CompiledQuery, String>> {
+        let dp = self.dp;
+        let proto = match &self.proto {
+            Ok(p) => *p,
+            Err(e) => return vec![Err(e.clone()); self.to.len()],
+        };
+        // The source, resolved in each family the first time a destination asks for it.
+        let mut src: [Option<Result<GridSource, String>>; 2] = [None, None];
+        self.to
+            .iter()
+            .map(|d| {
+                let (to, port) = d.dest.as_ref().map_err(Clone::clone)?;
+                let family = Family::of_ip(&to.ip);
+                let s = src[fam_index(family)].get_or_insert_with(|| {
+                    resolve_source(dp, dp.state(), from, family).map(|end| GridSource {
+                        start: dp.source_start(&end),
+                        end,
+                    })
+                });
+                let GridSource { end, start } = s.as_ref().map_err(Clone::clone)?;
+                let start = start.unwrap_or_else(|| {
+                    *d.external
+                        .get_or_init(|| dp.external_start(to, family, proto, *port))
+                });
+                Ok(CompiledQuery {
+                    family,
+                    proto,
+                    port: *port,
+                    src: end.place.ip,
+                    dst: to.ip,
+                    to_service: to.kind == "service",
+                    start,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Where the packet meets netfilter first.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Start {
     /// On a node (`None` when the node is unknown: nothing there has rules or routes).
     At(Option<u32>, Origin),
@@ -109,31 +178,10 @@ impl Dataplane {
     /// Resolves a query once, for [`Dataplane::verdict`]. The errors are those of
     /// [`crate::trace::trace`].
     pub fn compile(&self, q: &TraceQuery) -> Result<CompiledQuery, String> {
-        let state = self.state();
-        let r = resolve(self, state, q)?;
-        let ix = self.fast_index();
-        let w = Walk {
-            dp: self,
-            state,
-            family: r.family,
-            proto: r.proto,
-            port: r.port,
-        };
-        let node = |name: &str| ix.node_index.get(name).copied();
-        let start = match r.from.place.kind {
-            "pod" if !r.from.host_network => match &r.from.place.node {
-                Some(n) => Start::At(node(n), Origin::LocalPod),
-                None => Start::Nowhere,
-            },
-            "pod" | "node" => Start::At(
-                node(r.from.place.node.as_deref().unwrap_or_default()),
-                Origin::Host,
-            ),
-            _ => match w.external_ingress(&r.to, &mut Vec::new()) {
-                Ok(n) => Start::At(node(&n), Origin::Wire),
-                Err(_) => Start::Nowhere,
-            },
-        };
+        let r = resolve(self, self.state(), q)?;
+        let start = self
+            .source_start(&r.from)
+            .unwrap_or_else(|| self.external_start(&r.to, r.family, r.proto, r.port));
         Ok(CompiledQuery {
             family: r.family,
             proto: r.proto,
@@ -143,6 +191,63 @@ impl Dataplane {
             to_service: r.to.kind == "service",
             start,
         })
+    }
+
+    /// Where a pod's or node's packet meets netfilter first (`None` for a host outside the
+    /// cluster: that depends on the destination, see [`Dataplane::external_start`]).
+    fn source_start(&self, from: &End) -> Option<Start> {
+        let ix = self.fast_index();
+        let node = |name: &str| ix.node_index.get(name).copied();
+        match from.place.kind {
+            "pod" if !from.host_network => Some(match &from.place.node {
+                Some(n) => Start::At(node(n), Origin::LocalPod),
+                None => Start::Nowhere,
+            }),
+            "pod" | "node" => Some(Start::At(
+                node(from.place.node.as_deref().unwrap_or_default()),
+                Origin::Host,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Where a packet from outside the cluster to `to` enters it (the router's choice, which
+    /// depends only on the destination address).
+    fn external_start(&self, to: &Place, family: Family, proto: Proto, port: u16) -> Start {
+        let w = Walk {
+            dp: self,
+            state: self.state(),
+            family,
+            proto,
+            port,
+        };
+        match w.external_ingress(to, &mut Vec::new()) {
+            Ok(n) => Start::At(self.fast_index().node_index.get(&n).copied(), Origin::Wire),
+            Err(_) => Start::Nowhere,
+        }
+    }
+
+    /// Destinations resolved once, for compiling many sources against all of them
+    /// ([`QueryGrid::row`]): a reachability matrix.
+    pub fn query_grid(
+        &self,
+        to: &[String],
+        family: Option<Family>,
+        proto: &str,
+        port: Option<u16>,
+    ) -> QueryGrid<'_> {
+        let state = self.state();
+        QueryGrid {
+            dp: self,
+            proto: parse_proto(proto),
+            to: to
+                .iter()
+                .map(|t| GridDestination {
+                    dest: resolve_destination(self, state, t, family, port),
+                    external: OnceLock::new(),
+                })
+                .collect(),
+        }
     }
 
     /// What [`crate::trace::trace`] concludes for the query, computed from lookup tables

@@ -697,3 +697,75 @@ fn batch_verdicts_do_not_depend_on_the_thread_count() {
     // The queries are not all alike.
     assert_eq!(outcomes.len(), 3, "{outcomes:?}");
 }
+
+#[test]
+fn query_grids_compile_each_pair_as_compile_does() {
+    // The sources and destinations of `fabric_queries`, every family, both ports, a
+    // protocol kube-proxy matches and one that does not exist.
+    let sources = [
+        "default/client",
+        "pod:default/web-1",
+        "node:node-1",
+        "node:node-9",
+        "external",
+        "203.0.113.7",
+        "2001:db8:ffff::99",
+        "10.244.0.5",
+        "svc:default/web",
+        "nope",
+    ];
+    let destinations: Vec<String> = [
+        "svc:default/web:http",
+        "svc:default/web",
+        "svc:default/web-lb",
+        "svc:default/v4-only",
+        "svc:default/nope",
+        "svc:default/web:grpc",
+        "default/web-2",
+        "node:node-2",
+        "external",
+        "198.51.100.10",
+        "2001:db8:1b::10",
+        "10.96.0.10",
+        "fd00:10:244:1::7",
+        "default/nope",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut compared = 0;
+    let mut errors = 0;
+    for (name, make) in fabric_fixtures() {
+        let dp = make();
+        for family in [None, Some(IPv4), Some(IPv6)] {
+            for port in [None, Some(8080)] {
+                for proto in ["tcp", "udp", "icmp"] {
+                    let grid = dp.query_grid(&destinations, family, proto, port);
+                    for from in sources {
+                        let row = grid.row(from);
+                        assert_eq!(row.len(), destinations.len());
+                        for (to, got) in destinations.iter().zip(row) {
+                            let want = dp.compile(&TraceQuery {
+                                from: from.to_string(),
+                                to: to.clone(),
+                                family,
+                                proto: proto.to_string(),
+                                port,
+                            });
+                            compared += 1;
+                            errors += usize::from(want.is_err());
+                            assert_eq!(
+                                got, want,
+                                "[{name}] {from} -> {to} {family:?} {proto} {port:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        compared > 10_000 && errors > 1_000 && compared - errors > 1_000,
+        "{compared} compared, {errors} errors"
+    );
+}
