@@ -12,11 +12,11 @@
 //!   them; `iptables` and `nftables`: rule generation, text, and the unit-test tracers).
 //! - [`masq`]: egress masquerade by ip-masq-agent, kindnet, kubenet or Calico, and whether the
 //!   external network can answer a source address.
-//! - [`trace`]: `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
+//! - [`trace`](mod@trace): `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
 //! - [`verdict`]: the fast path: a compiled query's verdict from lookup tables, without the
 //!   hop-by-hop record, one at a time or in parallel batches (for reachability questions
 //!   asked millions of times).
-//! - [`reach`]: `knetsim reach`: reachability matrices (sources × destinations, with
+//! - [`reach`](mod@reach): `knetsim reach`: reachability matrices (sources × destinations, with
 //!   selectors such as `pods:NS` and `services:NS`) answered by the fast path.
 //! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:` (matrices answered
 //!   by the fast path; failing cells traced for their reason).

@@ -4,7 +4,7 @@
 //!
 //! [`Dataplane::compile`] resolves a [`TraceQuery`] once (names, family, port, and where the
 //! packet enters the cluster); [`Dataplane::verdict`] then answers it from lookup tables
-//! built once per dataplane ([`FastIndex`]), allocating nothing, and
+//! built once per dataplane (`FastIndex`), allocating nothing, and
 //! [`Dataplane::verdicts`] answers many in parallel (in input order):
 //!
 //! - kube-proxy: `(destination, protocol, port)` → the service ports whose cluster IP,
@@ -13,14 +13,14 @@
 //!   same categorization of endpoints, the same chain-by-chain semantics as the unit-test
 //!   tracers of [`crate::proxy::iptables::trace`] and [`crate::proxy::nftables::trace`]),
 //!   so no node's rule set is ever built. What `categorize` decides without the node (the
-//!   Cluster-policy list, whether a port has endpoints) is kept per port ([`PortStatic`]);
+//!   Cluster-policy list, whether a port has endpoints) is kept per port (`PortStatic`);
 //!   only ports that use local endpoints look at the node's endpoints.
 //! - routing: a node's table is never built either; its longest-prefix match is answered
 //!   from the address of every pod (`/32`, `/128` routes), the podCIDRs or Calico blocks of
 //!   all nodes by prefix length, and the underlay, with the kernel's tie-break. Every node
 //!   that has no route or address of its own for an endpoint picks the same route to it, so
 //!   that route, the node it leads to and what happens there are worked out once per
-//!   endpoint ([`Ep`]): the common walk (leave the ingress node, masquerade or not, delivered
+//!   endpoint (`Ep`): the common walk (leave the ingress node, masquerade or not, delivered
 //!   on the endpoint's node) reads only the endpoint's entry and the ingress node's.
 //! - egress masquerade: the agent's rules of each family, built once, and evaluated as bit
 //!   tests on the source's and the destination's masks (an endpoint's mask is kept).
@@ -30,7 +30,7 @@
 //!
 //! The detailed [`crate::trace::trace`] stays the reference: the tests check that both give
 //! the same verdict over tables of queries (both families, both modes, every outcome), and
-//! that each shortcut above agrees with what it replaces ([`checks`]).
+//! that each shortcut above agrees with what it replaces (`checks`).
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
