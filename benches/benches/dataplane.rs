@@ -12,7 +12,10 @@
 //!   `nft` text). `cold` starts from a built dataplane with nothing cached, so it includes
 //!   the Service models; `warm` has the models and builds only the node's rules.
 //! - `trace/fast`: verdicts of a batch of precompiled pod → ClusterIP queries (both families,
-//!   sources on many nodes), per query.
+//!   sources on many nodes), per query, one after another on one thread.
+//! - `trace/fast-batch`: `Dataplane::verdicts` on 10,000 such precompiled queries (in
+//!   parallel on the machine's cores, as `knetsim reach` and scenario reachability matrices
+//!   ask them), per query.
 //! - `trace/detailed`: the hop-by-hop trace of one such query, with the node's rules cached
 //!   (`warm`) and from a dataplane with nothing cached (`cold`: what one `knetsim trace` call
 //!   does after building the dataplane).
@@ -178,6 +181,27 @@ fn bench(c: &mut Criterion) {
                     queries
                         .iter()
                         .filter(|q| dp.verdict(black_box(q)).delivered > 0)
+                        .count()
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("trace/fast-batch");
+    for cl in &clusters {
+        for dp in &cl.dps {
+            let mode = dp.proxy_mode().unwrap_or("none");
+            let queries: Vec<CompiledQuery> = pod_to_cluster_ip(dp, 10_000)
+                .iter()
+                .map(|q| dp.compile(q).expect("query compiles"))
+                .collect();
+            g.throughput(Throughput::Elements(queries.len() as u64));
+            g.bench_function(BenchmarkId::new(cl.name, mode), |b| {
+                b.iter(|| {
+                    dp.verdicts(black_box(&queries))
+                        .iter()
+                        .filter(|v| v.delivered > 0)
                         .count()
                 })
             });

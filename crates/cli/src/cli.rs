@@ -29,6 +29,12 @@ pub enum TextOrJson {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableOrJson {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FamilyArg {
     #[value(name = "IPv4", alias = "ipv4", alias = "4")]
     IPv4,
@@ -110,6 +116,33 @@ pub enum Command {
         port: Option<u16>,
         #[arg(short = 'o', long, value_enum, default_value_t = TextOrJson::Text)]
         output: TextOrJson,
+    },
+    /// A reachability matrix: every source against every destination (rows: sources,
+    /// columns: destinations; cells delivered, dropped, rejected, `*` when masqueraded).
+    Reach {
+        /// The scenario file.
+        file: PathBuf,
+        /// Sources, comma-separated: as `trace --from` takes them, or `pods:NS` (every pod
+        /// of a namespace), `pods:NS/KEY=VALUE` (those with a label), `pods:*`, `nodes:*`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        from: Vec<String>,
+        /// Destinations, comma-separated: as `trace --to` takes them, the source selectors,
+        /// or `services:NS` (every port of the `--proto` of every Service of a namespace
+        /// with a cluster IP), `services:NS/KEY=VALUE`, `services:*`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// The address family (default: each destination's).
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+        /// `tcp`, `udp` or `sctp`.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// Destination port for pods, nodes and addresses (default 80; a Service's own port
+        /// for Services).
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(short = 'o', long, value_enum, default_value_t = TableOrJson::Table)]
+        output: TableOrJson,
     },
     /// Print the rules kube-proxy (and egress masquerade agents) write on a node.
     Rules {

@@ -244,3 +244,126 @@ fn dataplane_routes_rules_and_traces_are_snapshotted() {
         settings.bind(|| insta::assert_snapshot!(format!("{}__traces", s.name), traces.join("\n")));
     }
 }
+
+/// `(scenario, further arguments of knetsim reach)`: the reachability matrices snapshotted
+/// (one snapshot per scenario, `<scenario>__reach`), with the question each answers.
+#[rustfmt::skip]
+const REACHES: &[(&str, &[&str])] = &[
+    // Every pod, a node and the internet against every Service and the internet: hairpin
+    // masquerade (`*`) for pods reaching their own Service, REJECT for the Service without
+    // endpoints, kindnet's masquerade to the internet, nothing in from outside.
+    ("kind-iptables", &["--from", "pods:default,node:kind-worker,external", "--to", "services:default,external", "--family", "IPv4"]),
+    ("kind-iptables", &["--from", "pods:default,node:kind-worker,external", "--to", "services:default,external", "--family", "IPv6"]),
+    // The same in nftables mode, by label: the web Deployment's pods.
+    ("kind-nftables", &["--from", "pods:default/app=web,default/client", "--to", "services:default", "--family", "IPv6"]),
+    // Without --enable-ipv6: IPv6 reaches the internet unmasqueraded and is dropped; each
+    // destination's family (kubernetes is IPv4 only).
+    ("ip-masq-agent-ipv4-only", &["--from", "pods:default", "--to", "services:default,external"]),
+    ("ip-masq-agent-ipv4-only", &["--from", "pods:default", "--to", "pods:default,external", "--family", "IPv6", "--port", "8080"]),
+    // Calico: pod to pod across nodes, and the nodes themselves.
+    ("calico-guide", &["--from", "pods:default,nodes:*", "--to", "pods:default,external", "--family", "IPv6", "--port", "8080"]),
+    // IPv6 forwarding off on node-1, loadBalancerSourceRanges: some endpoints unreachable,
+    // clients outside the ranges dropped, cells that cannot be asked in a family.
+    ("loadbalancer-and-forwarding", &["--from", "pods:default,nodes:*,external,203.0.113.200,2001:db8:eeee::10", "--to", "services:default,198.51.100.10,2001:db8:1b::10", "--family", "IPv6"]),
+    // JSON: each cell's counts; a question that cannot be asked carries its reason.
+    ("loadbalancer-and-forwarding", &["--from", "default/tools,203.0.113.200", "--to", "svc:default/shop,2001:db8:1b::10", "--family", "IPv6", "-o", "json"]),
+];
+
+#[test]
+fn reachability_matrices_are_snapshotted() {
+    for s in SCENARIOS {
+        let file = file_of(s.name);
+        let outputs: Vec<String> = REACHES
+            .iter()
+            .filter(|(name, _)| *name == s.name)
+            .map(|(_, extra)| {
+                let mut args = vec!["reach", file.as_str()];
+                args.extend_from_slice(extra);
+                shown(&args)
+            })
+            .collect();
+        if outputs.is_empty() {
+            continue;
+        }
+        let settings = snapshot_settings("dataplane");
+        settings.bind(|| insta::assert_snapshot!(format!("{}__reach", s.name), outputs.join("\n")));
+    }
+    for (name, _) in REACHES {
+        assert!(
+            SCENARIOS.iter().any(|s| s.name == *name),
+            "reach names unknown scenario {name}"
+        );
+    }
+}
+
+#[test]
+fn reach_rejects_bad_input_with_exit_2() {
+    let file = file_of("kind-iptables");
+    // (arguments after the file, what stderr says)
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--from", "default/nope", "--to", "external"],
+            "error: source: pod default/nope not found\n",
+        ),
+        (
+            &["--from", "default/client", "--to", "svc:default/web:grpc"],
+            "error: destination: Service default/web has no port grpc\n",
+        ),
+        (
+            &["--from", "pods:nope", "--to", "external"],
+            "error: source: \"pods:nope\": namespace \"nope\" not found\n",
+        ),
+        (
+            &["--from", "pods:kube-system", "--to", "external"],
+            "error: source: \"pods:kube-system\" matches no pod\n",
+        ),
+        (
+            &["--from", "services:default", "--to", "external"],
+            "error: source: a Service cannot send packets\n",
+        ),
+        (
+            &["--from", "pods:default/tier", "--to", "external"],
+            "error: source: \"pods:default/tier\": the label selector must be KEY=VALUE\n",
+        ),
+        (
+            &[
+                "--from",
+                "default/client",
+                "--to",
+                "external",
+                "--proto",
+                "icmp",
+            ],
+            "error: unknown protocol \"icmp\"\n",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["reach", file.as_str()];
+        args.extend_from_slice(extra);
+        let out = knetsim(&args);
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (2, "", *want),
+            "{args:?}"
+        );
+    }
+    // Flags clap checks, and a scenario with errors: its diagnostics, located.
+    let out = knetsim(&["reach", &file, "--from", "default/client"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--to <TO>"), "{}", out.stderr);
+    let out = knetsim(&[
+        "reach",
+        "scenarios/bad/07-unknown-flag-typo.yaml",
+        "--from",
+        "external",
+        "--to",
+        "external",
+    ]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("--> scenarios/bad/07-unknown-flag-typo.yaml:6:5"),
+        "{}",
+        out.stderr
+    );
+}

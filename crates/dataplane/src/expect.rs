@@ -318,23 +318,33 @@ fn check_matrix(
             ),
         ));
     }
-    let mut out = Vec::new();
+    // Every cell's query is compiled first (the first bad cell, in order, is the error), then
+    // the verdicts come in one parallel batch; only a cell that fails its expectation is
+    // traced hop by hop, for the reason its message gives.
+    struct Cell<'a> {
+        want: bool,
+        src: &'a str,
+        dst: &'a str,
+        span: Span,
+    }
+    let mut cells: Vec<Cell<'_>> = Vec::new();
+    let mut compiled = Vec::new();
     for (row, src) in rows.iter().zip(&from) {
-        let cells = match &row.kind {
+        let row_cells = match &row.kind {
             NodeKind::Seq(c) => c,
             _ => return Err(err(row.span, "each `allow` row must be a list")),
         };
-        if cells.len() != to.len() {
+        if row_cells.len() != to.len() {
             return Err(err(
                 row.span,
                 format!(
                     "this row has {} cells but `to` has {} destinations",
-                    cells.len(),
+                    row_cells.len(),
                     to.len()
                 ),
             ));
         }
-        for (cell, dst) in cells.iter().zip(&to) {
+        for (cell, dst) in row_cells.iter().zip(&to) {
             let want = bool_of(cell)
                 .ok_or_else(|| err(cell.span, "a cell must be true/false or allow/deny"))?;
             let q = TraceQuery {
@@ -342,29 +352,173 @@ fn check_matrix(
                 to: dst.clone(),
                 ..base.clone()
             };
-            let name = format!("reachability {src} -> {dst}");
-            match trace(dp, state, &q) {
-                Ok(t) => {
-                    let got = t.verdict == Outcome::Delivered;
-                    out.push(ExpectOutcome {
-                        name,
-                        passed: got == want,
-                        message: if got == want {
-                            outcome_name(t.verdict).to_string()
-                        } else {
-                            format!(
-                                "expected {}, got {}{}",
-                                if want { "allow" } else { "deny" },
-                                outcome_name(t.verdict),
-                                t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                            )
-                        },
-                        span: cell.span,
-                    });
-                }
-                Err(e) => return Err(err(cell.span, format!("cannot trace {src} -> {dst}: {e}"))),
+            // The errors of `compile` are those of `trace`.
+            let cq = dp
+                .compile(&q)
+                .map_err(|e| err(cell.span, format!("cannot trace {src} -> {dst}: {e}")))?;
+            compiled.push(cq);
+            cells.push(Cell {
+                want,
+                src,
+                dst,
+                span: cell.span,
+            });
+        }
+    }
+    let verdicts = dp.verdicts(&compiled);
+    let mut out = Vec::with_capacity(cells.len());
+    for (c, v) in cells.iter().zip(verdicts) {
+        let got = v.outcome == Outcome::Delivered;
+        let message = if got == c.want {
+            outcome_name(v.outcome).to_string()
+        } else {
+            let q = TraceQuery {
+                from: c.src.to_string(),
+                to: c.dst.to_string(),
+                ..base.clone()
+            };
+            let t = trace(dp, state, &q)
+                .map_err(|e| err(c.span, format!("cannot trace {} -> {}: {e}", c.src, c.dst)))?;
+            format!(
+                "expected {}, got {}{}",
+                if c.want { "allow" } else { "deny" },
+                outcome_name(t.verdict),
+                t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            )
+        };
+        out.push(ExpectOutcome {
+            name: format!("reachability {} -> {}", c.src, c.dst),
+            passed: got == c.want,
+            message,
+            span: c.span,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use knetsim_model::source::FileId;
+    use knetsim_model::yaml::parse_stream;
+
+    use super::check_expectation;
+    use crate::fixture_tests as fx;
+
+    /// Checks one expectation written in YAML on the small cluster of `fixture_tests`:
+    /// `name: passed: message` per result, or `error line:col: message`.
+    fn check(dp: &crate::Dataplane, yaml: &str) -> Vec<String> {
+        let (docs, diags) = parse_stream(FileId(0), yaml);
+        assert!(diags.is_empty(), "{diags:?}");
+        match check_expectation(dp, dp.state(), &docs[0]) {
+            Ok(results) => results
+                .into_iter()
+                .map(|r| {
+                    format!(
+                        "{}: {} at {}:{}: {}",
+                        r.name,
+                        if r.passed { "pass" } else { "FAIL" },
+                        r.span.line,
+                        r.span.col,
+                        r.message
+                    )
+                })
+                .collect(),
+            Err(d) => {
+                let span = d.span.unwrap_or_default();
+                vec![format!("error {}:{}: {}", span.line, span.col, d.message)]
             }
         }
     }
-    Ok(out)
+
+    #[test]
+    fn reachability_matrices_report_each_cell() {
+        let dp = fx::hl_no_v6_fwd();
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "every cell as expected",
+                "reachability:
+  from: [default/client, node:node-2, external]
+  to: [svc:default/web, default/web-2, svc:default/empty]
+  allow:
+    - [true, true, false]
+    - [allow, allow, deny]
+    - [no, no, no]
+",
+                &[
+                    "reachability default/client -> svc:default/web: pass at 5:8: delivered",
+                    "reachability default/client -> default/web-2: pass at 5:14: delivered",
+                    "reachability default/client -> svc:default/empty: pass at 5:20: rejected",
+                    "reachability node:node-2 -> svc:default/web: pass at 6:8: delivered",
+                    "reachability node:node-2 -> default/web-2: pass at 6:15: delivered",
+                    "reachability node:node-2 -> svc:default/empty: pass at 6:22: rejected",
+                    "reachability external -> svc:default/web: pass at 7:8: dropped",
+                    "reachability external -> default/web-2: pass at 7:12: dropped",
+                    "reachability external -> svc:default/empty: pass at 7:16: dropped",
+                ],
+            ),
+            (
+                "failing cells carry the detailed trace's reason",
+                "reachability:
+  family: IPv6
+  port: 8080
+  from: [default/client, default/web-2]
+  to: [default/web-2, default/web-1, svc:default/empty]
+  allow:
+    - [true, false, true]
+    - [false, true, false]
+",
+                &[
+                    "reachability default/client -> default/web-2: FAIL at 7:8: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
+                    "reachability default/client -> default/web-1: pass at 7:14: dropped",
+                    "reachability default/client -> svc:default/empty: FAIL at 7:21: expected allow, got rejected (Service default/empty has no IPv6 endpoints (rejected by kube-proxy on node-1: \"default/empty:http has no endpoints\"))",
+                    "reachability default/web-2 -> default/web-2: FAIL at 8:8: expected deny, got delivered",
+                    "reachability default/web-2 -> default/web-1: FAIL at 8:15: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
+                    "reachability default/web-2 -> svc:default/empty: pass at 8:21: rejected",
+                ],
+            ),
+            (
+                "a cell that names nothing is an error at the cell",
+                "reachability:
+  from: [default/client]
+  to: [default/web-2, default/nope]
+  allow: [[true, true]]
+",
+                &[
+                    "error 4:18: cannot trace default/client -> default/nope: destination: pod default/nope not found",
+                ],
+            ),
+            (
+                "the first bad cell is reported (a name)",
+                "reachability:
+  from: [default/client]
+  to: [default/nope, default/web-2]
+  allow: [[true, maybe]]
+",
+                &[
+                    "error 4:12: cannot trace default/client -> default/nope: destination: pod default/nope not found",
+                ],
+            ),
+            (
+                "the first bad cell is reported (a boolean)",
+                "reachability:
+  from: [default/client]
+  to: [default/web-2, default/nope]
+  allow: [[maybe, true]]
+",
+                &["error 4:12: a cell must be true/false or allow/deny"],
+            ),
+            (
+                "rows must match the sources",
+                "reachability:
+  from: [default/client, default/web-1]
+  to: [default/web-2]
+  allow: [[true]]
+",
+                &["error 4:10: `allow` has 1 rows but `from` has 2 sources"],
+            ),
+        ];
+        for (name, yaml, want) in cases {
+            assert_eq!(check(&dp, yaml), *want, "{name}");
+        }
+    }
 }

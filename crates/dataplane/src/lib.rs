@@ -12,10 +12,14 @@
 //!   them; `iptables` and `nftables`: rule generation, text, and the unit-test tracers).
 //! - [`masq`]: egress masquerade by ip-masq-agent, kindnet, kubenet or Calico, and whether the
 //!   external network can answer a source address.
-//! - [`trace`]: `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
+//! - [`trace`](mod@trace): `knetsim trace`: a packet walked hop by hop, its verdict, the reply path.
 //! - [`verdict`]: the fast path: a compiled query's verdict from lookup tables, without the
-//!   hop-by-hop record (for reachability questions asked millions of times).
-//! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:`.
+//!   hop-by-hop record, one at a time or in parallel batches (for reachability questions
+//!   asked millions of times).
+//! - [`reach`](mod@reach): `knetsim reach`: reachability matrices (sources × destinations, with
+//!   selectors such as `pods:NS` and `services:NS`) answered by the fast path.
+//! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:` (matrices answered
+//!   by the fast path; failing cells traced for their reason).
 //! - [`names`]: hashes and encodings kube-proxy and CNIs derive names from.
 //! - [`fasthash`]: a fast hasher for the lookup tables on hot paths.
 //! - [`testkit`]: building `ClusterState` values by hand, for tests.
@@ -35,6 +39,7 @@ mod flow_tests;
 pub mod masq;
 pub mod names;
 pub mod proxy;
+pub mod reach;
 pub mod routes;
 #[doc(hidden)]
 pub mod testkit;
@@ -56,10 +61,11 @@ pub use expect::{ExpectOutcome, check_expectation};
 pub use fabric::{Cni, Fabric};
 pub use masq::EgressMasq;
 pub use proxy::{ProxyRules, RuleCounts, RulesError};
+pub use reach::{Matrix, ReachQuery, reach, render_reach_table};
 pub use routes::{RouteTable, render_routes};
 pub use trace::{Trace, TraceQuery, render_trace_text, trace};
 // `render_rules_in_mode` is defined below with the other renderers.
-pub use verdict::{CompiledQuery, Verdict};
+pub use verdict::{CompiledQuery, QueryGrid, Verdict};
 
 #[derive(Debug, Default)]
 struct NodeCache {

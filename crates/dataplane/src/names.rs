@@ -122,7 +122,7 @@ fn hash_and_truncate(name: &str) -> String {
     out
 }
 
-/// Appends [`hash_and_truncate`] of `name` to `out`.
+/// Appends `hash_and_truncate` of `name` to `out`.
 pub fn push_hash_and_truncate(out: &mut String, name: &str) {
     let start = out.len();
     push_hash_prefix::<8>(out, &[name.as_bytes()]);

@@ -137,10 +137,7 @@ fn resolve_host(
     let fam_or =
         |f: Option<Family>, primary: Option<IpAddr>| f.or(primary.map(|ip| Family::of_ip(&ip)));
     if let Some(name) = spec.strip_prefix("node:") {
-        let n = state
-            .nodes
-            .get(name)
-            .ok_or_else(|| format!("{role}: node {name:?} not found"))?;
+        let n = node_named(state, name, role)?;
         let fam = fam_or(family, n.internal_ips().next());
         let ip = fam
             .and_then(|f| n.internal_ip(f))
@@ -213,17 +210,10 @@ fn resolve_host(
             host_network: false,
         }));
     }
-    let pod_spec = spec.strip_prefix("pod:").unwrap_or(spec);
     if spec.starts_with("svc:") {
         return Ok(None);
     }
-    let nn = parse_nn(pod_spec).ok_or_else(|| {
-        format!("{role}: {spec:?} is not a pod (ns/name), node:NAME, svc:ns/name[:port], external or an IP")
-    })?;
-    let pod = state
-        .pods
-        .get(&nn)
-        .ok_or_else(|| format!("{role}: pod {nn} not found"))?;
+    let (nn, pod) = pod_named(state, spec, role)?;
     let node = pod.spec.node_name.clone();
     if pod.spec.host_network {
         let n = node
@@ -264,6 +254,95 @@ fn resolve_host(
     }))
 }
 
+fn node_named<'s>(
+    state: &'s ClusterState,
+    name: &str,
+    role: &str,
+) -> Result<&'s knetsim_control::state::Node, String> {
+    state
+        .nodes
+        .get(name)
+        .ok_or_else(|| format!("{role}: node {name:?} not found"))
+}
+
+/// The pod a `ns/name` or `pod:ns/name` spec names.
+fn pod_named<'s>(
+    state: &'s ClusterState,
+    spec: &str,
+    role: &str,
+) -> Result<(NamespacedName, &'s knetsim_control::state::Pod), String> {
+    let pod_spec = spec.strip_prefix("pod:").unwrap_or(spec);
+    let nn = parse_nn(pod_spec).ok_or_else(|| {
+        format!("{role}: {spec:?} is not a pod (ns/name), node:NAME, svc:ns/name[:port], external or an IP")
+    })?;
+    let pod = state
+        .pods
+        .get(&nn)
+        .ok_or_else(|| format!("{role}: pod {nn} not found"))?;
+    Ok((nn, pod))
+}
+
+/// The Service and port a `svc:ns/name[:port]` destination names (`rest` follows `svc:`;
+/// the port by name or number, the first one when omitted).
+fn service_port<'s>(
+    state: &'s ClusterState,
+    to: &str,
+    rest: &str,
+) -> Result<
+    (
+        NamespacedName,
+        &'s knetsim_control::state::Service,
+        &'s knetsim_control::state::ServicePort,
+    ),
+    String,
+> {
+    let (nn_s, port_s) = match rest.matches('/').count() {
+        1 => match rest.rsplit_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (rest, None),
+        },
+        _ => (rest, None),
+    };
+    let nn =
+        parse_nn(nn_s).ok_or_else(|| format!("destination: {to:?} is not svc:ns/name[:port]"))?;
+    let svc = state
+        .services
+        .get(&nn)
+        .ok_or_else(|| format!("destination: Service {nn} not found"))?;
+    let sp = match port_s {
+        None => svc.spec.ports.first(),
+        Some(p) => svc
+            .spec
+            .ports
+            .iter()
+            .find(|sp| sp.name.as_deref() == Some(p) || p.parse::<u16>().ok() == Some(sp.port)),
+    }
+    .ok_or_else(|| {
+        format!(
+            "destination: Service {nn} has no port {}",
+            port_s.unwrap_or("")
+        )
+    })?;
+    Ok((nn, svc, sp))
+}
+
+/// Checks that a query's source or destination (`role`: `source` or `destination`) names
+/// something that exists, with [`trace`]'s messages: the name lookups of a query, without
+/// what depends on the family (an address of the family, a cluster IP of the family).
+pub fn check_names(state: &ClusterState, spec: &str, role: &str) -> Result<(), String> {
+    if let Some(name) = spec.strip_prefix("node:") {
+        node_named(state, name, role)?;
+    } else if let Some(rest) = spec.strip_prefix("svc:") {
+        if role == "source" {
+            return Err("source: a Service cannot send packets".to_string());
+        }
+        service_port(state, spec, rest)?;
+    } else if spec != "external" && spec != "internet" && spec.parse::<IpAddr>().is_err() {
+        pod_named(state, spec, role)?;
+    }
+    Ok(())
+}
+
 fn fam_name(f: Option<Family>) -> &'static str {
     f.map(|f| f.as_str()).unwrap_or("IP")
 }
@@ -297,46 +376,43 @@ pub(crate) fn resolve(
     state: &ClusterState,
     q: &TraceQuery,
 ) -> Result<Resolved, String> {
-    let proto_s = if q.proto.is_empty() { "tcp" } else { &q.proto };
-    let proto = Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))?;
-
+    let proto = parse_proto(&q.proto)?;
     // Destination first: it decides the family when none is given.
-    let mut service: Option<(NamespacedName, String)> = None;
-    let (to, port) = if let Some(rest) = q.to.strip_prefix("svc:") {
-        let (nn_s, port_s) = match rest.matches('/').count() {
-            1 => match rest.rsplit_once(':') {
-                Some((a, b)) => (a, Some(b)),
-                None => (rest, None),
-            },
-            _ => (rest, None),
-        };
-        let nn = parse_nn(nn_s)
-            .ok_or_else(|| format!("destination: {:?} is not svc:ns/name[:port]", q.to))?;
-        let svc = state
-            .services
-            .get(&nn)
-            .ok_or_else(|| format!("destination: Service {nn} not found"))?;
-        let sp =
-            match port_s {
-                None => svc.spec.ports.first(),
-                Some(p) => svc.spec.ports.iter().find(|sp| {
-                    sp.name.as_deref() == Some(p) || p.parse::<u16>().ok() == Some(sp.port)
-                }),
-            }
-            .ok_or_else(|| {
-                format!(
-                    "destination: Service {nn} has no port {}",
-                    port_s.unwrap_or("")
-                )
-            })?;
-        let fam = q
-            .family
+    let (to, port) = resolve_destination(dp, state, &q.to, q.family, q.port)?;
+    let family = Family::of_ip(&to.ip);
+    let from = resolve_source(dp, state, &q.from, family)?;
+    Ok(Resolved {
+        from,
+        to,
+        port,
+        family,
+        proto,
+    })
+}
+
+/// A query's protocol (tcp when empty).
+pub(crate) fn parse_proto(proto: &str) -> Result<Proto, String> {
+    let proto_s = if proto.is_empty() { "tcp" } else { proto };
+    Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))
+}
+
+/// Where a query's packet goes, and its destination port: the first half of [`resolve`].
+/// The packet's family is the destination address's.
+pub(crate) fn resolve_destination(
+    dp: &Dataplane,
+    state: &ClusterState,
+    to: &str,
+    family: Option<Family>,
+    port: Option<u16>,
+) -> Result<(Place, u16), String> {
+    let (place, port) = if let Some(rest) = to.strip_prefix("svc:") {
+        let (nn, svc, sp) = service_port(state, to, rest)?;
+        let fam = family
             .or_else(|| svc.spec.ip_families.first().copied())
             .unwrap_or(Family::IPv4);
         let Some(cip) = svc.spec.cluster_ip_of(fam) else {
             return Err(format!("destination: Service {nn} has no {fam} cluster IP"));
         };
-        service = Some((nn.clone(), sp.name.clone().unwrap_or_default()));
         (
             Place {
                 kind: "service",
@@ -350,29 +426,32 @@ pub(crate) fn resolve(
             sp.port,
         )
     } else {
-        let end = resolve_host(dp, state, &q.to, q.family, "destination")?
+        let end = resolve_host(dp, state, to, family, "destination")?
             .ok_or_else(|| "destination: unknown".to_string())?;
-        (end.place, q.port.unwrap_or(80))
+        (end.place, port.unwrap_or(80))
     };
-    let family = Family::of_ip(&to.ip);
-    if let Some(f) = q.family
-        && f != family
+    if let Some(f) = family
+        && f != Family::of_ip(&place.ip)
     {
-        return Err(format!("destination {} is not {f}", to.ip));
+        return Err(format!("destination {} is not {f}", place.ip));
     }
-    let from = resolve_host(dp, state, &q.from, Some(family), "source")?
+    Ok((place, port))
+}
+
+/// Where a query's packet starts, in the destination's family: the second half of
+/// [`resolve`].
+pub(crate) fn resolve_source(
+    dp: &Dataplane,
+    state: &ClusterState,
+    from: &str,
+    family: Family,
+) -> Result<End, String> {
+    let end = resolve_host(dp, state, from, Some(family), "source")?
         .ok_or_else(|| "source: a Service cannot send packets".to_string())?;
-    if Family::of_ip(&from.place.ip) != family {
-        return Err(format!("source {} is not {family}", from.place.ip));
+    if Family::of_ip(&end.place.ip) != family {
+        return Err(format!("source {} is not {family}", end.place.ip));
     }
-    let _ = service;
-    Ok(Resolved {
-        from,
-        to,
-        port,
-        family,
-        proto,
-    })
+    Ok(end)
 }
 
 pub(crate) struct Walk<'a> {

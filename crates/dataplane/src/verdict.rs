@@ -4,24 +4,36 @@
 //!
 //! [`Dataplane::compile`] resolves a [`TraceQuery`] once (names, family, port, and where the
 //! packet enters the cluster); [`Dataplane::verdict`] then answers it from lookup tables
-//! built once per dataplane ([`FastIndex`]), allocating nothing:
+//! built once per dataplane (`FastIndex`), allocating nothing, and
+//! [`Dataplane::verdicts`] answers many in parallel (in input order):
 //!
 //! - kube-proxy: `(destination, protocol, port)` → the service ports whose cluster IP,
 //!   external IP or load-balancer IP it is, in rule order; `(protocol, NodePort)` → service
 //!   ports. The rules a node would have are evaluated on the family model directly (the
 //!   same categorization of endpoints, the same chain-by-chain semantics as the unit-test
 //!   tracers of [`crate::proxy::iptables::trace`] and [`crate::proxy::nftables::trace`]),
-//!   so no node's rule set is ever built.
+//!   so no node's rule set is ever built. What `categorize` decides without the node (the
+//!   Cluster-policy list, whether a port has endpoints) is kept per port (`PortStatic`);
+//!   only ports that use local endpoints look at the node's endpoints.
 //! - routing: a node's table is never built either; its longest-prefix match is answered
 //!   from the address of every pod (`/32`, `/128` routes), the podCIDRs or Calico blocks of
-//!   all nodes by prefix length, and the underlay, with the kernel's tie-break.
-//! - egress masquerade: the agent's rules of each family, built once.
+//!   all nodes by prefix length, and the underlay, with the kernel's tie-break. Every node
+//!   that has no route or address of its own for an endpoint picks the same route to it, so
+//!   that route, the node it leads to and what happens there are worked out once per
+//!   endpoint (`Ep`): the common walk (leave the ingress node, masquerade or not, delivered
+//!   on the endpoint's node) reads only the endpoint's entry and the ingress node's.
+//! - egress masquerade: the agent's rules of each family, built once, and evaluated as bit
+//!   tests on the source's and the destination's masks (an endpoint's mask is kept).
+//! - data layout: endpoints, service ports and ingress nodes sit in flat arrays of small
+//!   entries, addresses as integers where they are compared, so that a query touches few
+//!   cache lines (the tables of a 5,000-node cluster do not fit in a core's caches).
 //!
 //! The detailed [`crate::trace::trace`] stays the reference: the tests check that both give
-//! the same verdict over tables of queries (both families, both modes, every outcome).
+//! the same verdict over tables of queries (both families, both modes, every outcome), and
+//! that each shortcut above agrees with what it replaces (`checks`).
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 use knetsim_control::state::ClusterState;
@@ -32,12 +44,15 @@ use crate::fabric::Cni;
 use crate::fasthash::{FastMap, FastSet};
 use crate::masq::globally_routable;
 use crate::proxy::iptables::IptRule;
-use crate::proxy::model::{Categorized, EndpointInfo, FamilyModel, ServicePortInfo, categorize};
+use crate::proxy::model::{FamilyModel, ServicePortInfo, categorize};
 use crate::proxy::{LocalDetector, NodeCtx, Proto};
-use crate::trace::{Origin, Outcome, Trace, TraceQuery, Walk, resolve, sysctl_forwarding};
+use crate::trace::{
+    End, Origin, Outcome, Place, Trace, TraceQuery, Walk, parse_proto, resolve,
+    resolve_destination, resolve_source, sysctl_forwarding,
+};
 
 /// A [`TraceQuery`] resolved against one [`Dataplane`] (use it only with that one).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompiledQuery {
     pub family: Family,
     pub proto: Proto,
@@ -50,8 +65,74 @@ pub struct CompiledQuery {
     start: Start,
 }
 
+/// Destinations resolved once ([`Dataplane::query_grid`]), against which each source is
+/// resolved once per family ([`QueryGrid::row`]).
+#[derive(Debug)]
+pub struct QueryGrid<'a> {
+    dp: &'a Dataplane,
+    proto: Result<Proto, String>,
+    to: Vec<GridDestination>,
+}
+
+/// A destination of a [`QueryGrid`] and its port, with where a packet from outside the
+/// cluster enters it (worked out on first use).
+#[derive(Debug)]
+struct GridDestination {
+    dest: Result<(Place, u16), String>,
+    external: OnceLock<Start>,
+}
+
+/// A source of a [`QueryGrid`] row in one family, and where its packet meets netfilter
+/// (`None`: outside the cluster, it depends on the destination).
+struct GridSource {
+    end: End,
+    start: Option<Start>,
+}
+
+impl QueryGrid<'_> {
+    /// The queries from `from` to every destination, in order: what
+    /// [`Dataplane::compile`] gives for each (the same errors, in the same order of checks:
+    /// protocol, destination, source).
+    pub fn row(&self, from: &str) -> Vec<Result<CompiledQuery, String>> {
+        let dp = self.dp;
+        let proto = match &self.proto {
+            Ok(p) => *p,
+            Err(e) => return vec![Err(e.clone()); self.to.len()],
+        };
+        // The source, resolved in each family the first time a destination asks for it.
+        let mut src: [Option<Result<GridSource, String>>; 2] = [None, None];
+        self.to
+            .iter()
+            .map(|d| {
+                let (to, port) = d.dest.as_ref().map_err(Clone::clone)?;
+                let family = Family::of_ip(&to.ip);
+                let s = src[fam_index(family)].get_or_insert_with(|| {
+                    resolve_source(dp, dp.state(), from, family).map(|end| GridSource {
+                        start: dp.source_start(&end),
+                        end,
+                    })
+                });
+                let GridSource { end, start } = s.as_ref().map_err(Clone::clone)?;
+                let start = start.unwrap_or_else(|| {
+                    *d.external
+                        .get_or_init(|| dp.external_start(to, family, proto, *port))
+                });
+                Ok(CompiledQuery {
+                    family,
+                    proto,
+                    port: *port,
+                    src: end.place.ip,
+                    dst: to.ip,
+                    to_service: to.kind == "service",
+                    start,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Where the packet meets netfilter first.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Start {
     /// On a node (`None` when the node is unknown: nothing there has rules or routes).
     At(Option<u32>, Origin),
@@ -97,31 +178,10 @@ impl Dataplane {
     /// Resolves a query once, for [`Dataplane::verdict`]. The errors are those of
     /// [`crate::trace::trace`].
     pub fn compile(&self, q: &TraceQuery) -> Result<CompiledQuery, String> {
-        let state = self.state();
-        let r = resolve(self, state, q)?;
-        let ix = self.fast_index();
-        let w = Walk {
-            dp: self,
-            state,
-            family: r.family,
-            proto: r.proto,
-            port: r.port,
-        };
-        let node = |name: &str| ix.node_index.get(name).copied();
-        let start = match r.from.place.kind {
-            "pod" if !r.from.host_network => match &r.from.place.node {
-                Some(n) => Start::At(node(n), Origin::LocalPod),
-                None => Start::Nowhere,
-            },
-            "pod" | "node" => Start::At(
-                node(r.from.place.node.as_deref().unwrap_or_default()),
-                Origin::Host,
-            ),
-            _ => match w.external_ingress(&r.to, &mut Vec::new()) {
-                Ok(n) => Start::At(node(&n), Origin::Wire),
-                Err(_) => Start::Nowhere,
-            },
-        };
+        let r = resolve(self, self.state(), q)?;
+        let start = self
+            .source_start(&r.from)
+            .unwrap_or_else(|| self.external_start(&r.to, r.family, r.proto, r.port));
         Ok(CompiledQuery {
             family: r.family,
             proto: r.proto,
@@ -133,10 +193,76 @@ impl Dataplane {
         })
     }
 
+    /// Where a pod's or node's packet meets netfilter first (`None` for a host outside the
+    /// cluster: that depends on the destination, see [`Dataplane::external_start`]).
+    fn source_start(&self, from: &End) -> Option<Start> {
+        let ix = self.fast_index();
+        let node = |name: &str| ix.node_index.get(name).copied();
+        match from.place.kind {
+            "pod" if !from.host_network => Some(match &from.place.node {
+                Some(n) => Start::At(node(n), Origin::LocalPod),
+                None => Start::Nowhere,
+            }),
+            "pod" | "node" => Some(Start::At(
+                node(from.place.node.as_deref().unwrap_or_default()),
+                Origin::Host,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Where a packet from outside the cluster to `to` enters it (the router's choice, which
+    /// depends only on the destination address).
+    fn external_start(&self, to: &Place, family: Family, proto: Proto, port: u16) -> Start {
+        let w = Walk {
+            dp: self,
+            state: self.state(),
+            family,
+            proto,
+            port,
+        };
+        match w.external_ingress(to, &mut Vec::new()) {
+            Ok(n) => Start::At(self.fast_index().node_index.get(&n).copied(), Origin::Wire),
+            Err(_) => Start::Nowhere,
+        }
+    }
+
+    /// Destinations resolved once, for compiling many sources against all of them
+    /// ([`QueryGrid::row`]): a reachability matrix.
+    pub fn query_grid(
+        &self,
+        to: &[String],
+        family: Option<Family>,
+        proto: &str,
+        port: Option<u16>,
+    ) -> QueryGrid<'_> {
+        let state = self.state();
+        QueryGrid {
+            dp: self,
+            proto: parse_proto(proto),
+            to: to
+                .iter()
+                .map(|t| GridDestination {
+                    dest: resolve_destination(self, state, t, family, port),
+                    external: OnceLock::new(),
+                })
+                .collect(),
+        }
+    }
+
     /// What [`crate::trace::trace`] concludes for the query, computed from lookup tables
     /// without building the hop-by-hop record (or any node's rules and routes).
     pub fn verdict(&self, q: &CompiledQuery) -> Verdict {
         self.verdict_with(q, |_, _| {})
+    }
+
+    /// The verdicts of many queries, evaluated in parallel and returned in the order of
+    /// `queries` (so the result is the same whatever the number of threads).
+    pub fn verdicts(&self, queries: &[CompiledQuery]) -> Vec<Verdict> {
+        use rayon::prelude::*;
+        // Build the tables once, before the workers race for them.
+        self.fast_index();
+        queries.par_iter().map(|q| self.verdict(q)).collect()
     }
 
     /// [`Dataplane::verdict`], also calling `reached` with each destination the packet
@@ -144,9 +270,7 @@ impl Dataplane {
     pub fn verdict_with(&self, q: &CompiledQuery, mut reached: impl FnMut(IpAddr, u16)) -> Verdict {
         let ix = self.fast_index();
         Eval {
-            dp: self,
-            ix,
-            f: &ix.families[fam_index(q.family)],
+            r: Router::new(self, ix, q.family),
             q,
         }
         .run(&mut reached)
@@ -183,26 +307,63 @@ struct FastNode {
     /// that route lookups do not chase a pointer.
     ip: [Option<IpAddr>; 2],
     more_ips: [bool; 2],
-    /// InternalIPs per family, primary first.
-    ips: [Vec<IpAddr>; 2],
     /// `net.ipv4.conf.all.forwarding` / `net.ipv6.conf.all.forwarding`.
     forwarding: [bool; 2],
     /// The first podCIDR of each family.
     pod_cidr: [Option<IpNet>; 2],
-    /// kube-proxy's view of the node per family, when kube-proxy programs rules. Boxed: it
-    /// is large and read once per packet, while the fields above are read on every route
-    /// lookup of every endpoint, so a node should fit in few cache lines.
-    proxy: Box<[Option<ProxyNode>; 2]>,
+    /// InternalIPs per family, primary first: read only when `more_ips` (boxed so that the
+    /// node stays small).
+    ips: Box<[Vec<IpAddr>; 2]>,
 }
 
-/// The parts of [`NodeCtx`] the rules' matches depend on.
+/// One node in one family, as a packet that meets netfilter there first needs it: each
+/// family's nodes in one array ([`FamIndex::ingress`]), of which a packet reads one entry.
+#[derive(Debug)]
+struct IngressNode {
+    /// The primary InternalIP of the family ([`FastNode::ip`]; also kube-proxy's `nodeIP`,
+    /// which `NodeCtx::new` takes from the same list).
+    ip: Option<IpAddr>,
+    more_ips: bool,
+    forwarding: bool,
+    /// kube-proxy's view of the node, when it programs rules.
+    proxy: Option<ProxyNode>,
+}
+
+/// The parts of kube-proxy's [`NodeCtx`] of one node and family that its rules' matches
+/// depend on.
 #[derive(Debug)]
 struct ProxyNode {
-    ctx: NodeCtx,
-    /// The local detector's CIDR, with its mask.
-    detector: Option<Net>,
+    detector: Detector,
+    masquerade_all: bool,
+    /// `NodeCtx::nodeport`'s `match_all`.
+    nodeport_match_all: bool,
+    localhost_nodeports: bool,
     /// `NodeCtx::nodeport_ips()`.
     nodeport_ips: Vec<IpAddr>,
+}
+
+/// [`LocalDetector`], with the CIDR's mask precomputed.
+#[derive(Clone, Copy, Debug)]
+enum Detector {
+    NoOp,
+    Cidr(Net),
+    Interface,
+}
+
+impl ProxyNode {
+    fn new(ctx: &NodeCtx) -> ProxyNode {
+        ProxyNode {
+            detector: match &ctx.local_detector {
+                LocalDetector::NoOp => Detector::NoOp,
+                LocalDetector::Cidr(c) => Detector::Cidr(Net::new(*c)),
+                LocalDetector::Interface(_) => Detector::Interface,
+            },
+            masquerade_all: ctx.masquerade_all,
+            nodeport_match_all: ctx.nodeport.match_all,
+            localhost_nodeports: ctx.localhost_nodeports,
+            nodeport_ips: ctx.nodeport_ips(),
+        }
+    }
 }
 
 /// A longest-prefix-match table: entries by exact prefix, probed from the longest length.
@@ -290,12 +451,211 @@ struct DstInfo {
     complex: bool,
 }
 
+/// A node number meaning "no node".
+const NO_NODE: u32 = u32::MAX;
+
+/// The node number [`Router::route`] takes for a node that is not special for the
+/// destination: it has an address of the family, none equal to the destination, and neither
+/// the destination's pod route nor the podCIDR or block route containing it is its own. Every
+/// such node picks the same route (`generic_routes_hold_for_every_plain_node` checks it), which
+/// is therefore computed once per endpoint ([`Ep::next`]).
+const GENERIC: u32 = u32::MAX - 1;
+
+/// [`Ep::flags`]: the endpoint is ready.
+const EP_READY: u8 = 1;
+/// Serving and terminating.
+const EP_SERVING_TERMINATING: u8 = 2;
+/// In its port's Cluster-policy list (`categorize`'s cluster list, the same on every node).
+const EP_IN_CLUSTER: u8 = 4;
+/// Its address is a cluster, external or load-balancer IP of some service port (so the
+/// filter chains, which look the DNATed address up, may find it).
+const EP_SERVICE_ADDR: u8 = 8;
+/// Its address is a cluster IP (nftables' `cluster-ips` set).
+const EP_CLUSTER_IP: u8 = 16;
+
+/// What happens to a packet for an endpoint once it reaches [`Ep::next`] from the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// Delivered, with the source it arrived with.
+    Deliver,
+    Drop,
+    /// Something else: walk on from that node.
+    Walk,
+}
+
+/// One endpoint of the family model, as the fast path reads it (by model-wide endpoint
+/// number): small, so that the endpoints of a port share few cache lines, and holding what
+/// its walk from any plain node needs, so that the common walk (to another node, delivered
+/// there) reads nothing else.
+#[derive(Clone, Copy, Debug)]
+struct Ep {
+    /// The address, as [`ip_bits`] gives it.
+    bits: u128,
+    /// Which tests of the egress masquerade rules the address passes
+    /// ([`MasqRules::dst_mask`]).
+    masq_dst: u64,
+    /// The endpoint's node as kube-proxy sees it, `NO_NODE` when it has none or an unknown
+    /// one.
+    node: u32,
+    /// Nodes for which the generic route does not hold: the one with the pod route to the
+    /// address, and the owner of the podCIDR or block containing it.
+    avoid: [u32; 2],
+    /// The node the generic route sends the packet to over the wire (`NO_NODE`: the generic
+    /// route does something else, or is not known: walk it).
+    next: u32,
+    tail: Tail,
+    port: u16,
+    flags: u8,
+}
+
+impl Ep {
+    fn ip(&self, family: Family) -> IpAddr {
+        knetsim_ipam::family::u128_to_ip(family, self.bits)
+    }
+}
+
+/// A `(destination, protocol, port)` key's service ports, in rule order (one, nearly always).
+#[derive(Debug)]
+enum Entries {
+    One([(u32, Role); 1]),
+    Many(Vec<(u32, Role)>),
+}
+
+/// The service ports of one key, with their roles.
+type EntryList<'a> = &'a [(u32, Role)];
+
+impl Entries {
+    fn as_slice(&self) -> &[(u32, Role)] {
+        match self {
+            Entries::One(e) => e,
+            Entries::Many(v) => v,
+        }
+    }
+}
+
 /// An egress agent's POSTROUTING rules of one family ([`crate::masq::EgressMasq::iptables`]),
 /// compiled for [`crate::masq::EgressMasq::walk`]'s walk: chains numbered, CIDRs with their
 /// masks, ipsets resolved.
 #[derive(Debug, Default)]
 struct MasqRules {
     rules: Vec<MasqRule>,
+    /// The same rules as bit tests (`None` when they test more than 64 distinct destination
+    /// or source address sets): a packet's destination is then summed up by the set of tests
+    /// it passes ([`MasqRules::dst_mask`], computed once per endpoint), so that deciding for
+    /// one source and many endpoints needs no address comparisons.
+    masks: Option<MaskRules>,
+}
+
+/// [`MasqRules`] over bit masks: bit `t` of a destination (source) mask says whether the
+/// address is in `dst_tests[t]` (`src_tests[t]`).
+#[derive(Debug, Default)]
+struct MaskRules {
+    dst_tests: Vec<Vec<Net>>,
+    src_tests: Vec<Vec<Net>>,
+    rules: Vec<MaskRule>,
+}
+
+/// A rule matches a packet whose masks have every bit of `*_set` and none of `*_clear`.
+#[derive(Debug)]
+struct MaskRule {
+    chain: u16,
+    never: bool,
+    dst_set: u64,
+    dst_clear: u64,
+    src_set: u64,
+    src_clear: u64,
+    target: MasqTarget,
+}
+
+impl MaskRules {
+    fn compile(rules: &[MasqRule]) -> Option<MaskRules> {
+        let mut m = MaskRules::default();
+        fn bit(tests: &mut Vec<Vec<Net>>, nets: &[Net]) -> Option<u64> {
+            let t = match tests.iter().position(|x| x.as_slice() == nets) {
+                Some(t) => t,
+                None => {
+                    tests.push(nets.to_vec());
+                    tests.len() - 1
+                }
+            };
+            (t < 64).then(|| 1u64 << t)
+        }
+        for r in rules {
+            let mut mr = MaskRule {
+                chain: r.chain,
+                never: false,
+                dst_set: 0,
+                dst_clear: 0,
+                src_set: 0,
+                src_clear: 0,
+                target: r.target,
+            };
+            for a in &r.args {
+                let (is_src, nets, neg) = match a {
+                    MasqArg::Dst(n, neg) => (false, std::slice::from_ref(n), *neg),
+                    MasqArg::Src(n, neg) => (true, std::slice::from_ref(n), *neg),
+                    MasqArg::Set(nets, is_src, neg) => (*is_src, nets.as_slice(), *neg),
+                    MasqArg::DstTypeLocal(neg) => {
+                        mr.never |= !*neg;
+                        continue;
+                    }
+                };
+                let (tests, set, clear) = if is_src {
+                    (&mut m.src_tests, &mut mr.src_set, &mut mr.src_clear)
+                } else {
+                    (&mut m.dst_tests, &mut mr.dst_set, &mut mr.dst_clear)
+                };
+                let b = bit(tests, nets)?;
+                if neg {
+                    *clear |= b;
+                } else {
+                    *set |= b;
+                }
+            }
+            m.rules.push(mr);
+        }
+        Some(m)
+    }
+
+    fn mask(tests: &[Vec<Net>], ip: IpAddr) -> u64 {
+        tests
+            .iter()
+            .enumerate()
+            .filter(|(_, nets)| nets.iter().any(|n| n.contains(ip)))
+            .fold(0, |m, (t, _)| m | 1 << t)
+    }
+
+    /// [`MasqRules::masquerades`] for a source and a destination given by their masks.
+    fn masquerades(&self, src: u64, dst: u64) -> bool {
+        let matches = |r: &MaskRule| {
+            !r.never
+                && dst & r.dst_set == r.dst_set
+                && dst & r.dst_clear == 0
+                && src & r.src_set == r.src_set
+                && src & r.src_clear == 0
+        };
+        let mut chain = 0u16;
+        let mut depth = 0;
+        'walk: while depth < 8 {
+            depth += 1;
+            for r in self.rules.iter().filter(|r| r.chain == chain) {
+                if !matches(r) {
+                    continue;
+                }
+                match r.target {
+                    MasqTarget::Jump(next) => {
+                        chain = next;
+                        continue 'walk;
+                    }
+                    MasqTarget::Return => return false,
+                    MasqTarget::Masquerade => return true,
+                    MasqTarget::Other => {}
+                }
+            }
+            break;
+        }
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -315,7 +675,7 @@ enum MasqArg {
     Set(Vec<Net>, bool, bool),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum MasqTarget {
     Jump(u16),
     Return,
@@ -384,12 +744,38 @@ impl MasqRules {
                     _ => MasqTarget::Other,
                 },
             })
-            .collect();
-        MasqRules { rules }
+            .collect::<Vec<_>>();
+        MasqRules {
+            masks: MaskRules::compile(&rules),
+            rules,
+        }
+    }
+
+    /// The destination mask of `ip`, when the rules have masks.
+    fn dst_mask(&self, ip: IpAddr) -> u64 {
+        self.masks
+            .as_ref()
+            .map_or(0, |m| MaskRules::mask(&m.dst_tests, ip))
+    }
+
+    /// The source mask of `ip`, when the rules have masks.
+    fn src_mask(&self, ip: IpAddr) -> u64 {
+        self.masks
+            .as_ref()
+            .map_or(0, |m| MaskRules::mask(&m.src_tests, ip))
+    }
+
+    /// Whether the agent masquerades `src` → `dst`: by masks when the rules have them, else
+    /// by walking the rules.
+    fn masquerades(&self, src: IpAddr, dst: IpAddr) -> bool {
+        match &self.masks {
+            Some(m) => m.masquerades(self.src_mask(src), self.dst_mask(dst)),
+            None => self.masquerades_by_walk(src, dst),
+        }
     }
 
     /// Whether the agent masquerades `src` → `dst` (the walk of `EgressMasq::walk`).
-    fn masquerades(&self, src: IpAddr, dst: IpAddr) -> bool {
+    fn masquerades_by_walk(&self, src: IpAddr, dst: IpAddr) -> bool {
         let matches = |r: &MasqRule| {
             r.args.iter().all(|a| match a {
                 MasqArg::Dst(n, neg) => n.contains(dst) != *neg,
@@ -428,8 +814,9 @@ impl MasqRules {
 /// One family's tables.
 #[derive(Debug)]
 struct FamIndex {
+    family: Family,
     model: Option<Arc<FamilyModel>>,
-    services: FastMap<(IpAddr, Proto, u16), Vec<(u32, Role)>>,
+    services: FastMap<(IpAddr, Proto, u16), Entries>,
     nodeports: FastMap<(Proto, u16), Vec<u32>>,
     health_check_ports: FastSet<u16>,
     cluster_ips: FastSet<IpAddr>,
@@ -444,8 +831,18 @@ struct FamIndex {
     programs_pods: bool,
     /// `fe80::/64` for IPv6.
     link_local: Option<Net>,
+    /// Every node, by node number, as a packet entering it needs it.
+    ingress: Vec<IngressNode>,
+    /// `NodeCtx::version` and `NodeCtx::service_cidrs`, the same on every node (kube-proxy
+    /// takes them from the cluster).
+    version: knetsim_model::KubeVersion,
+    service_cidrs: Vec<Net>,
+    /// [`PortStatic`] of every service port of the model.
+    ports: Vec<PortStatic>,
+    /// [`Ep`] of every endpoint of the model, by model-wide endpoint number.
+    eps: Vec<Ep>,
     /// [`DstInfo`] of every endpoint of the model, by model-wide endpoint number.
-    endpoints: Vec<DstInfo>,
+    infos: Vec<DstInfo>,
 }
 
 /// The fast path's lookup tables for one dataplane.
@@ -462,6 +859,9 @@ pub(crate) struct FastIndex {
     service_cidrs: Vec<Net>,
     /// kube-proxy runs in nftables mode (else iptables, when it runs).
     nftables: bool,
+    /// Whether [`GENERIC`] routes are used: not with kubenet, whose node-local bridge route
+    /// makes every node with a podCIDR containing the destination special.
+    generic_routes: bool,
 }
 
 impl FastNode {
@@ -475,7 +875,7 @@ impl FastNode {
 }
 
 /// A CIDR with its mask precomputed, for the containment tests on hot paths.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Net {
     v6: bool,
     base: u128,
@@ -525,7 +925,6 @@ impl FastIndex {
             .enumerate()
             .map(|(i, n)| (n.clone(), i as u32))
             .collect();
-        let proxy_runs = dp.proxy_mode().is_some();
         let nodes: Vec<FastNode> = state
             .nodes
             .iter()
@@ -539,23 +938,9 @@ impl FastIndex {
                 FastNode {
                     ip: [ips[0].first().copied(), ips[1].first().copied()],
                     more_ips: [ips[0].len() > 1, ips[1].len() > 1],
-                    ips,
+                    ips: Box::new(ips),
                     forwarding: fams.map(|f| sysctl_forwarding(state, name, f)),
                     pod_cidr: fams.map(|f| n.pod_cidr(f)),
-                    proxy: Box::new(fams.map(|f| {
-                        let cfg = dp.proxy.as_ref().filter(|_| proxy_runs)?;
-                        let ctx = NodeCtx::new(state, cfg, name, f);
-                        let nodeport_ips = ctx.nodeport_ips();
-                        let detector = match &ctx.local_detector {
-                            LocalDetector::Cidr(c) => Some(Net::new(*c)),
-                            _ => None,
-                        };
-                        Some(ProxyNode {
-                            ctx,
-                            detector,
-                            nodeport_ips,
-                        })
-                    })),
                 }
             })
             .collect();
@@ -601,19 +986,89 @@ impl FastIndex {
                 .map(Net::new)
                 .collect(),
             nftables: dp.proxy_mode() == Some("nftables"),
+            generic_routes: !matches!(dp.fabric.cni, Cni::Kubenet),
         };
         for fi in 0..2 {
-            let infos: Vec<DstInfo> = match &ix.families[fi].model {
-                Some(m) => m
-                    .ports
-                    .iter()
-                    .flat_map(|sp| sp.endpoints.iter().map(|e| ix.dst_info(fi, e.ip)))
-                    .collect(),
-                None => Vec::new(),
+            let Some(m) = ix.families[fi].model.clone() else {
+                continue;
             };
-            ix.families[fi].endpoints = infos;
+            let (ports, eps, infos) = ix.endpoint_tables(dp, fi, &m);
+            let f = &mut ix.families[fi];
+            f.ports = ports;
+            f.eps = eps;
+            f.infos = infos;
         }
         ix
+    }
+
+    /// The per-port and per-endpoint tables of a family model (ports in parallel, joined in
+    /// order).
+    fn endpoint_tables(
+        &self,
+        dp: &Dataplane,
+        fi: usize,
+        m: &FamilyModel,
+    ) -> (Vec<PortStatic>, Vec<Ep>, Vec<DstInfo>) {
+        use rayon::prelude::*;
+        let f = &self.families[fi];
+        let r = Router::new(dp, self, f.family);
+        let service_addrs: FastSet<IpAddr> = f.services.keys().map(|k| k.0).collect();
+        let per_port: Vec<(PortStatic, Vec<(Ep, DstInfo)>)> = m
+            .ports
+            .par_iter()
+            .map(|sp| {
+                let (ps, in_cluster) = PortStatic::new(sp);
+                let eps = sp
+                    .endpoints
+                    .iter()
+                    .zip(in_cluster)
+                    .map(|(e, in_cluster)| {
+                        let info = self.dst_info(fi, e.ip);
+                        let (next, tail) = r.generic_first_hop(e.ip, &info);
+                        let flags = [
+                            (e.ready, EP_READY),
+                            (e.serving && e.terminating, EP_SERVING_TERMINATING),
+                            (in_cluster, EP_IN_CLUSTER),
+                            (service_addrs.contains(&e.ip), EP_SERVICE_ADDR),
+                            (f.cluster_ips.contains(&e.ip), EP_CLUSTER_IP),
+                        ]
+                        .into_iter()
+                        .filter(|(on, _)| *on)
+                        .fold(0, |acc, (_, bit)| acc | bit);
+                        let ep = Ep {
+                            bits: ip_bits(e.ip),
+                            masq_dst: f.masq.dst_mask(e.ip),
+                            node: e
+                                .node
+                                .as_deref()
+                                .and_then(|n| self.node_index.get(n).copied())
+                                .unwrap_or(NO_NODE),
+                            avoid: [
+                                info.pod_route.map_or(NO_NODE, |(_, n)| n),
+                                info.node_route.map_or(NO_NODE, |(_, _, n)| n),
+                            ],
+                            next,
+                            tail,
+                            port: e.port,
+                            flags,
+                        };
+                        (ep, info)
+                    })
+                    .collect();
+                (ps, eps)
+            })
+            .collect();
+        let mut ports = Vec::with_capacity(per_port.len());
+        let mut eps = Vec::with_capacity(m.total_endpoints);
+        let mut infos = Vec::with_capacity(m.total_endpoints);
+        for (ps, list) in per_port {
+            ports.push(ps);
+            for (ep, info) in list {
+                eps.push(ep);
+                infos.push(info);
+            }
+        }
+        (ports, eps, infos)
     }
 
     /// Looks up what the routing tables hold about `ip`.
@@ -746,10 +1201,51 @@ impl FamIndex {
                 }
             }
         }
+        let services = services
+            .into_iter()
+            .map(|(k, v)| {
+                let e = match v.as_slice() {
+                    [one] => Entries::One([*one]),
+                    _ => Entries::Many(v),
+                };
+                (k, e)
+            })
+            .collect();
+        let cfg = dp.proxy.as_ref().filter(|_| dp.proxy_mode().is_some());
+        let ingress = {
+            use rayon::prelude::*;
+            let nodes: Vec<(&String, &knetsim_control::state::Node)> = state.nodes.iter().collect();
+            nodes
+                .par_iter()
+                .map(|(name, n)| {
+                    let mut ips = n.internal_ips().filter(|ip| Family::of_ip(ip) == family);
+                    IngressNode {
+                        ip: ips.next(),
+                        more_ips: ips.next().is_some(),
+                        forwarding: sysctl_forwarding(state, name, family),
+                        proxy: cfg
+                            .map(|cfg| ProxyNode::new(&NodeCtx::new(state, cfg, name, family))),
+                    }
+                })
+                .collect()
+        };
         FamIndex {
+            family,
+            ingress,
+            version: state.kubernetes_version,
+            service_cidrs: state
+                .network
+                .service_cidrs
+                .iter()
+                .copied()
+                .filter(|c| Family::of_net(c) == family)
+                .map(Net::new)
+                .collect(),
             link_local: (family == Family::IPv6)
                 .then(|| Net::new("fe80::/64".parse().expect("static"))),
-            endpoints: Vec::new(),
+            ports: Vec::new(),
+            eps: Vec::new(),
+            infos: Vec::new(),
             model,
             services,
             nodeports,
@@ -769,10 +1265,17 @@ impl FamIndex {
 // Evaluation
 
 struct Eval<'a> {
+    r: Router<'a>,
+    q: &'a CompiledQuery,
+}
+
+/// Routing, forwarding and POSTROUTING in one family: what any query's walk needs.
+struct Router<'a> {
     dp: &'a Dataplane,
     ix: &'a FastIndex,
     f: &'a FamIndex,
-    q: &'a CompiledQuery,
+    fi: usize,
+    family: Family,
 }
 
 /// Which endpoint list of a service port a chain holds.
@@ -791,12 +1294,17 @@ struct ProxyOut {
     /// The first DROP (false) or REJECT (true).
     block: Option<bool>,
     accept: bool,
+    /// Marked for masquerade by a service or external chain (every path is masqueraded).
     masq: bool,
+    /// Marked by the hairpin rule of an endpoint's chain (`-s <endpoint> -j KUBE-MARK-MASQ`):
+    /// only the path back to the sender, which is that endpoint, is masqueraded.
+    hairpin: bool,
 }
 
 /// A packet at kube-proxy's rules.
 struct Pkt<'a> {
     src: IpAddr,
+    src_bits: u128,
     dst: IpAddr,
     proto: Proto,
     dport: u16,
@@ -811,11 +1319,17 @@ impl Pkt<'_> {
     }
 }
 
-/// The per-node facts of one service port (`writeServiceToEndpointRules`' local variables).
+/// The per-node facts of one service port (`writeServiceToEndpointRules`' local variables),
+/// from the port's [`PortStatic`] and, for ports that use local endpoints, which endpoints
+/// are on the node.
 #[derive(Clone, Copy)]
 struct PortFacts<'a> {
     sp: &'a ServicePortInfo,
-    cat: Categorized<'a>,
+    ps: &'a PortStatic,
+    eps: &'a [Ep],
+    /// The node, and which of its endpoints are local ones (`categorize`'s local list).
+    node: u32,
+    local: LocalPick,
     has_endpoints: bool,
     has_internal: bool,
     internal: List,
@@ -829,27 +1343,114 @@ struct PortFacts<'a> {
     uses_fw_chain_nft: bool,
 }
 
+/// Which endpoints on the node `categorize` lists for the Local policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LocalPick {
+    None,
+    Ready,
+    ServingTerminating,
+}
+
+/// What `categorize` decides about a service port without knowing the node: computed once
+/// per port ([`PortStatic::new`]), so that a packet to a port without local endpoints does
+/// not look at the endpoints at all before the chosen ones.
+#[derive(Clone, Copy, Debug)]
+struct PortStatic {
+    first: u32,
+    len: u32,
+    /// The port's cluster IP, protocol and port (what the internal chain's masquerade rule
+    /// matches), copied so that the common packet does not read the port itself.
+    cluster_ip: IpAddr,
+    proto: Proto,
+    port: u16,
+    /// `categorize`'s `has_any`: whether any endpoint is usable, on any node.
+    has_any: bool,
+    /// The Cluster-policy list is not empty.
+    cluster_nonempty: bool,
+    uses_cluster_endpoints: bool,
+    uses_local_endpoints: bool,
+    internal_policy_local: bool,
+    external_policy_local: bool,
+    externally_accessible: bool,
+    /// Load-balancer IPs with source ranges.
+    fw: bool,
+}
+
+impl PortStatic {
+    /// The port's facts, and which of its endpoints are in its Cluster-policy list.
+    ///
+    /// `categorize` decides the Cluster list and `has_any` from readiness alone (only the
+    /// Local list depends on the node), so asking it about any node gives them; the test
+    /// `categorize_is_evaluated_per_node_equal` checks the Local lists against it.
+    fn new(sp: &ServicePortInfo) -> (PortStatic, Vec<bool>) {
+        let cat = categorize(sp, "");
+        let mut in_cluster = vec![false; sp.endpoints.len()];
+        for (j, _) in cat.cluster() {
+            in_cluster[j as usize] = true;
+        }
+        (
+            PortStatic {
+                first: sp.first_endpoint,
+                len: sp.endpoints.len() as u32,
+                cluster_ip: sp.cluster_ip,
+                proto: sp.proto,
+                port: sp.port,
+                has_any: cat.has_any,
+                cluster_nonempty: !cat.cluster_is_empty(),
+                uses_cluster_endpoints: sp.uses_cluster_endpoints(),
+                uses_local_endpoints: sp.uses_local_endpoints(),
+                internal_policy_local: sp.internal_policy_local,
+                external_policy_local: sp.external_policy_local,
+                externally_accessible: sp.externally_accessible(),
+                fw: !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty(),
+            },
+            in_cluster,
+        )
+    }
+}
+
 impl<'a> PortFacts<'a> {
-    fn new(sp: &'a ServicePortInfo, node: &'a str) -> Self {
-        let cat = categorize(sp, node);
-        let has_endpoints = cat.has_any;
-        let local_empty = cat.local_is_empty();
-        let uses_cluster_chain = !cat.cluster_is_empty() && sp.uses_cluster_endpoints();
-        let uses_local_chain = !local_empty && sp.uses_local_endpoints();
-        let (internal, has_internal) = if sp.internal_policy_local {
+    fn new(sp: &'a ServicePortInfo, ps: &'a PortStatic, eps: &'a [Ep], node: u32) -> Self {
+        // kube-proxy: pkg/proxy/topology.go CategorizeEndpoints (the local part): the ready
+        // endpoints on the node, else its serving and terminating ones.
+        let local = if ps.uses_local_endpoints {
+            let mut pick = LocalPick::None;
+            for e in &eps[ps.first as usize..(ps.first + ps.len) as usize] {
+                if e.node != node {
+                    continue;
+                }
+                if e.flags & EP_READY != 0 {
+                    pick = LocalPick::Ready;
+                    break;
+                }
+                if e.flags & EP_SERVING_TERMINATING != 0 {
+                    pick = LocalPick::ServingTerminating;
+                }
+            }
+            pick
+        } else {
+            LocalPick::None
+        };
+        let has_endpoints = ps.has_any;
+        let local_empty = local == LocalPick::None;
+        let uses_cluster_chain = ps.cluster_nonempty && ps.uses_cluster_endpoints;
+        let uses_local_chain = !local_empty && ps.uses_local_endpoints;
+        let (internal, has_internal) = if ps.internal_policy_local {
             (List::Local, has_endpoints && !local_empty)
         } else {
             (List::Cluster, has_endpoints)
         };
-        let (external, has_external) = if sp.external_policy_local {
+        let (external, has_external) = if ps.external_policy_local {
             (List::Local, has_endpoints && !local_empty)
         } else {
             (List::Cluster, has_endpoints)
         };
-        let fw = !sp.lb_vips.is_empty() && !sp.lb_source_ranges.is_empty();
         PortFacts {
             sp,
-            cat,
+            ps,
+            eps,
+            node,
+            local,
             has_endpoints,
             has_internal,
             internal,
@@ -857,9 +1458,9 @@ impl<'a> PortFacts<'a> {
             external,
             uses_cluster_chain,
             uses_local_chain,
-            uses_ext_chain: has_endpoints && sp.externally_accessible(),
-            uses_fw_chain_ipt: has_endpoints && fw,
-            uses_fw_chain_nft: fw,
+            uses_ext_chain: has_endpoints && ps.externally_accessible,
+            uses_fw_chain_ipt: has_endpoints && ps.fw,
+            uses_fw_chain_nft: ps.fw,
         }
     }
     fn uses(&self, list: List) -> bool {
@@ -868,31 +1469,74 @@ impl<'a> PortFacts<'a> {
             List::Local => self.uses_local_chain,
         }
     }
-    fn endpoints(&self, list: List) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + use<'a> {
-        self.cat.list(list == List::Local)
+    /// The endpoints of a list, by model-wide endpoint number, in the port's order.
+    fn endpoints(&self, list: List) -> impl Iterator<Item = u32> + use<'a> {
+        let eps = self.eps;
+        let (node, local) = (self.node, self.local);
+        (self.ps.first..self.ps.first + self.ps.len).filter(move |&k| {
+            let e = &eps[k as usize];
+            match list {
+                List::Cluster => e.flags & EP_IN_CLUSTER != 0,
+                List::Local => {
+                    e.node == node
+                        && match local {
+                            LocalPick::None => false,
+                            LocalPick::Ready => e.flags & EP_READY != 0,
+                            LocalPick::ServingTerminating => e.flags & EP_SERVING_TERMINATING != 0,
+                        }
+                }
+            }
+        })
     }
 }
 
+/// What the generic walk of a query needs to know about its ingress node, worked out once
+/// per query ([`Eval::plain_ingress`]).
+struct PlainIngress {
+    node: u32,
+    /// The node's address of the family (it has one: else it is not plain).
+    ip: IpAddr,
+    bits: u128,
+    /// The node has more than one address of the family: compare with all.
+    more_ips: bool,
+    /// A packet may leave the node (it was sent by the node, or forwarding is on).
+    may_leave: bool,
+    /// POSTROUTING keeps the source: the node sent it, or it is one of its addresses.
+    keeps_src: bool,
+    /// The node's address is not the sender's (so a source rewritten to it is another).
+    ip_is_not_src: bool,
+    src_mask: u64,
+    /// The egress agent's last decision, by destination mask (the source is the query's).
+    memo: std::cell::Cell<Option<(u64, bool)>>,
+}
+
 impl Eval<'_> {
-    fn run(&self, reached: &mut dyn FnMut(IpAddr, u16)) -> Verdict {
+    fn run(&self, reached: &mut impl FnMut(IpAddr, u16)) -> Verdict {
         let q = self.q;
+        let r = &self.r;
         let (ingress, origin) = match q.start {
             Start::Nowhere => return Verdict::blocked(Outcome::Dropped),
             Start::At(n, o) => (n, o),
         };
-        let fi = fam_index(q.family);
+        let fi = r.fi;
         let mut single = Some((q.dst, q.port));
         let mut dnat: Option<(u32, List)> = None;
         let mut dnat_facts: Option<PortFacts<'_>> = None;
         let mut kube_masq = false;
+        let mut hairpin = false;
         let proxy = ingress.and_then(|n| {
-            let node = &self.ix.nodes[n as usize];
-            Some((node, node.proxy[fi].as_ref()?, self.f.model.as_deref()?))
+            let ing = &r.f.ingress[n as usize];
+            Some((n, ing, ing.proxy.as_ref()?, r.f.model.as_deref()?))
         });
-        if let Some((node, pn, model)) = proxy {
-            let node_ips = &node.ips[fi];
+        if let Some((n, ing, pn, model)) = proxy {
+            let node_ips = if ing.more_ips {
+                &r.ix.nodes[n as usize].ips[fi][..]
+            } else {
+                ing.ip.as_slice()
+            };
             let p = Pkt {
                 src: q.src,
+                src_bits: ip_bits(q.src),
                 dst: q.dst,
                 proto: q.proto,
                 dport: q.port,
@@ -900,14 +1544,15 @@ impl Eval<'_> {
                 src_is_local: q.src.is_loopback() || node_ips.contains(&q.src),
                 from_local_pod: origin == Origin::LocalPod,
             };
-            let proxy = Proxy::new(model, self.f, pn, &p);
-            let (out, facts) = if self.ix.nftables {
+            let proxy = Proxy::new(model, r.f, pn, n, ing.ip, &p);
+            let (out, facts) = if r.ix.nftables {
                 proxy.nftables()
             } else {
                 proxy.iptables()
             };
             dnat_facts = facts;
             kube_masq = out.masq;
+            hairpin = out.hairpin;
             if let Some(reject) = out.block {
                 return Verdict::blocked(if reject {
                     Outcome::Rejected
@@ -939,22 +1584,50 @@ impl Eval<'_> {
             delivered: 0,
             masqueraded: false,
         };
-        let mut path = |ip: IpAddr, port: u16, info: &DstInfo| {
-            v.paths += 1;
-            if let Some(seen) = self.forward(ingress, origin, ip, info, kube_masq) {
-                v.delivered += 1;
-                v.masqueraded |= seen != q.src;
-                reached(ip, port);
-            }
-        };
         match (single, dnat) {
-            (Some((ip, port)), _) => path(ip, port, &self.ix.dst_info(fi, ip)),
+            (Some((ip, port)), _) => {
+                v.paths += 1;
+                let info = r.ix.dst_info(fi, ip);
+                let seen =
+                    ingress.and_then(|n| r.walk(n, origin, q.src, kube_masq, false, 8, ip, &info));
+                if let Some(seen) = seen {
+                    v.delivered += 1;
+                    v.masqueraded |= seen != q.src;
+                    reached(ip, port);
+                }
+            }
             (None, Some((_, list))) => {
                 let facts = dnat_facts.expect("a DNAT has its port's facts");
-                let sp = facts.sp;
-                for (j, e) in facts.endpoints(list) {
-                    let info = &self.f.endpoints[(sp.first_endpoint + j) as usize];
-                    path(e.ip, e.port, info);
+                let plain = ingress.and_then(|n| self.plain_ingress(n, origin));
+                let src_bits = ip_bits(q.src);
+                for k in facts.endpoints(list) {
+                    v.paths += 1;
+                    let ep = &r.f.eps[k as usize];
+                    // The hairpin mark masquerades the path back to the sender only.
+                    let masq = kube_masq || (hairpin && ep.bits == src_bits);
+                    let delivered = match &plain {
+                        Some(g) if g.is_plain_for(ep, &r.ix.nodes[g.node as usize], fi) => {
+                            self.forward_plain(g, k, ep, masq)
+                        }
+                        _ => ingress.and_then(|n| {
+                            r.walk(
+                                n,
+                                origin,
+                                q.src,
+                                masq,
+                                false,
+                                8,
+                                ep.ip(r.family),
+                                &r.f.infos[k as usize],
+                            )
+                            .map(|seen| seen != q.src)
+                        }),
+                    };
+                    if let Some(masqueraded) = delivered {
+                        v.delivered += 1;
+                        v.masqueraded |= masqueraded;
+                        reached(ep.ip(r.family), ep.port);
+                    }
                 }
             }
             (None, None) => {}
@@ -965,23 +1638,130 @@ impl Eval<'_> {
         v
     }
 
-    /// The walk of one possible destination (the detailed trace's `forward`): the source the
-    /// destination sees when it is delivered, `None` when it is not.
-    fn forward(
+    /// The ingress node's facts for [`Eval::forward_plain`], when it can take generic routes.
+    fn plain_ingress(&self, n: u32, origin: Origin) -> Option<PlainIngress> {
+        let r = &self.r;
+        if !r.ix.generic_routes {
+            return None;
+        }
+        let ing = &r.f.ingress[n as usize];
+        let ip = ing.ip?;
+        let src = self.q.src;
+        let has_src = if ing.more_ips {
+            r.ix.nodes[n as usize].has_ip(r.fi, src)
+        } else {
+            ip == src
+        };
+        Some(PlainIngress {
+            node: n,
+            ip,
+            bits: ip_bits(ip),
+            more_ips: ing.more_ips,
+            may_leave: origin == Origin::Host || ing.forwarding,
+            keeps_src: origin == Origin::Host || has_src,
+            ip_is_not_src: ip != src,
+            src_mask: r.f.masq.src_mask(src),
+            memo: std::cell::Cell::new(None),
+        })
+    }
+
+    /// [`Router::walk`] from a plain ingress node, whose route to the endpoint is its
+    /// [`Ep::next`] (computed once for every such node): leave (if forwarding allows it),
+    /// POSTROUTING, and what happens at the next node ([`Ep::tail`]). `Some` when
+    /// delivered, with whether the destination sees a source other than the sender's.
+    fn forward_plain(&self, g: &PlainIngress, k: u32, ep: &Ep, kube_masq: bool) -> Option<bool> {
+        let r = &self.r;
+        let q = self.q;
+        if !g.may_leave {
+            return None;
+        }
+        // POSTROUTING on the ingress node (the walk's `postrouting` with nothing SNATed yet):
+        // the source becomes the node's address, or stays.
+        let snat = kube_masq || (!g.keeps_src && self.agent_masquerades(g, ep));
+        match ep.tail {
+            Tail::Deliver => Some(snat && g.ip_is_not_src),
+            Tail::Drop => None,
+            Tail::Walk => r
+                .walk(
+                    ep.next,
+                    Origin::Wire,
+                    if snat { g.ip } else { q.src },
+                    false,
+                    snat,
+                    7,
+                    ep.ip(r.family),
+                    &r.f.infos[k as usize],
+                )
+                .map(|seen| seen != q.src),
+        }
+    }
+
+    /// Whether the egress agent masquerades the query's source to endpoint `k`: by masks,
+    /// remembering the last decision (the source is the same for every endpoint, and
+    /// destinations of one mask get the same decision).
+    fn agent_masquerades(&self, g: &PlainIngress, ep: &Ep) -> bool {
+        let masq = &self.r.f.masq;
+        let Some(m) = &masq.masks else {
+            return masq.masquerades_by_walk(self.q.src, ep.ip(self.r.family));
+        };
+        if let Some((mask, d)) = g.memo.get()
+            && mask == ep.masq_dst
+        {
+            return d;
+        }
+        let d = m.masquerades(g.src_mask, ep.masq_dst);
+        g.memo.set(Some((ep.masq_dst, d)));
+        d
+    }
+}
+
+impl PlainIngress {
+    /// Whether the generic route to `ep` holds on this node (see [`GENERIC`]).
+    #[inline]
+    fn is_plain_for(&self, ep: &Ep, node: &FastNode, fi: usize) -> bool {
+        ep.next != NO_NODE
+            && ep.next != self.node
+            && ep.avoid[0] != self.node
+            && ep.avoid[1] != self.node
+            && if self.more_ips {
+                !node.ips[fi].iter().any(|ip| ip_bits(*ip) == ep.bits)
+            } else {
+                ep.bits != self.bits
+            }
+    }
+}
+
+impl<'a> Router<'a> {
+    fn new(dp: &'a Dataplane, ix: &'a FastIndex, family: Family) -> Self {
+        let fi = fam_index(family);
+        Router {
+            dp,
+            ix,
+            f: &ix.families[fi],
+            fi,
+            family,
+        }
+    }
+
+    /// The walk of one possible destination from `node` (the detailed trace's `forward`,
+    /// from its loop's state): the source the destination sees when it is delivered, `None`
+    /// when it is not. `hops` bounds the loop.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
         &self,
-        ingress: Option<u32>,
+        node: u32,
         origin: Origin,
+        src: IpAddr,
+        masq_pending: bool,
+        snat: bool,
+        hops: usize,
         dst: IpAddr,
         info: &DstInfo,
-        kube_masq: bool,
     ) -> Option<IpAddr> {
-        let fi = fam_index(self.q.family);
-        let mut node = ingress?;
-        let mut src = self.q.src;
-        let mut origin = origin;
-        let mut snat = false;
-        let mut masq_pending = kube_masq;
-        for _ in 0..8 {
+        let fi = self.fi;
+        let (mut node, mut origin, mut src, mut masq_pending, mut snat) =
+            (node, origin, src, masq_pending, snat);
+        for _ in 0..hops {
             let hop = self.route(node, dst, info)?;
             let leaves_host = hop != Hop::Local;
             if leaves_host && origin != Origin::Host && !self.ix.nodes[node as usize].forwarding[fi]
@@ -1040,8 +1820,35 @@ impl Eval<'_> {
         None
     }
 
+    /// The generic route to `dst` (see [`GENERIC`]), when it sends the packet over the wire
+    /// to a node: that node, and what happens there to a packet arriving from the wire
+    /// (whatever its source: the source matters only if the packet leaves that node again).
+    fn generic_first_hop(&self, dst: IpAddr, info: &DstInfo) -> (u32, Tail) {
+        if !self.ix.generic_routes || info.complex {
+            return (NO_NODE, Tail::Walk);
+        }
+        let next = match self.route(GENERIC, dst, info) {
+            Some(Hop::Node(n)) => n,
+            Some(Hop::Connected) => match info.node {
+                Some(n) => n,
+                None => return (NO_NODE, Tail::Walk),
+            },
+            _ => return (NO_NODE, Tail::Walk),
+        };
+        // The walk's first steps at `next` (origin: the wire, nothing pending).
+        let tail = match self.route(next, dst, info) {
+            None | Some(Hop::Blackhole) => Tail::Drop,
+            Some(Hop::Local) => Tail::Deliver,
+            Some(_) if !self.ix.nodes[next as usize].forwarding[self.fi] => Tail::Drop,
+            Some(Hop::Pod) if info.pod == Some(next) => Tail::Deliver,
+            Some(Hop::Pod) => Tail::Drop,
+            Some(_) => Tail::Walk,
+        };
+        (next, tail)
+    }
+
     fn node_ip(&self, node: u32) -> Option<IpAddr> {
-        self.ix.nodes[node as usize].ip[fam_index(self.q.family)]
+        self.ix.nodes[node as usize].ip[self.fi]
     }
 
     /// nat POSTROUTING on `node` (the detailed trace's `postrouting`).
@@ -1061,7 +1868,7 @@ impl Eval<'_> {
             return node_ip;
         }
         let here = &self.ix.nodes[node as usize];
-        if *snat || origin == Origin::Host || here.has_ip(fam_index(self.q.family), src) {
+        if *snat || origin == Origin::Host || here.has_ip(self.fi, src) {
             return src;
         }
         if self.f.masq.masquerades(src, dst) {
@@ -1089,10 +1896,12 @@ impl Eval<'_> {
 
     /// The route `node`'s tables pick for `dst` ([`crate::routes::RouteTable::lookup`]):
     /// the local table first, then the longest prefix of the main table, the last of equal
-    /// ones in dump order.
+    /// ones in dump order. `node` may be [`GENERIC`].
     fn route(&self, node: u32, dst: IpAddr, info: &DstInfo) -> Option<Hop> {
-        let fi = fam_index(self.q.family);
-        let n = &self.ix.nodes[node as usize];
+        let fi = self.fi;
+        // `None`: the generic node, with an address of the family, no address or podCIDR of
+        // interest, and no route of its own to `dst`.
+        let n = self.ix.nodes.get(node as usize);
         let f = self.f;
         let cni = &self.dp.fabric.cni;
         // The local table: loopback, the node's addresses, kubenet's bridge address.
@@ -1101,9 +1910,10 @@ impl Eval<'_> {
             IpAddr::V6(v6) => v6.is_loopback(),
         };
         if loopback
-            || n.has_ip(fi, dst)
+            || n.is_some_and(|n| n.has_ip(fi, dst))
             || (matches!(cni, Cni::Kubenet)
-                && n.pod_cidr[fi].is_some_and(|c| knetsim_ipam::family::nth_addr(&c, 1) == dst))
+                && n.and_then(|n| n.pod_cidr[fi])
+                    .is_some_and(|c| knetsim_ipam::family::nth_addr(&c, 1) == dst))
         {
             return Some(Hop::Local);
         }
@@ -1114,11 +1924,13 @@ impl Eval<'_> {
                 best = Some((key, hop));
             }
         };
-        let bits = match self.q.family {
+        let bits = match self.family {
             Family::IPv4 => 32u8,
             Family::IPv6 => 128u8,
         };
-        if let (Some(net), Some(_)) = (f.underlay, n.ip[fi]) {
+        if let Some(net) = f.underlay
+            && n.is_none_or(|n| n.ip[fi].is_some())
+        {
             if net.contains(dst) {
                 offer((net.len, 0, SEQ_UNDERLAY), Hop::Connected);
             }
@@ -1149,7 +1961,7 @@ impl Eval<'_> {
             }
         }
         if let Cni::Kubenet = cni
-            && let Some(c) = n.pod_cidr[fi]
+            && let Some(c) = n.and_then(|n| n.pod_cidr[fi])
             && c.contains(&dst)
         {
             offer((c.prefix_len(), 0, SEQ_BRIDGE), Hop::Pod);
@@ -1167,7 +1979,7 @@ impl Eval<'_> {
         bits: u8,
         offer: &mut dyn FnMut((u8, u8, u64), Hop),
     ) {
-        let fi = fam_index(self.q.family);
+        let fi = self.fi;
         let f = self.f;
         if f.programs_pods
             && let Some(routes) = f.pod_routes.get(&dst)
@@ -1205,30 +2017,43 @@ impl Eval<'_> {
 // ------------------------------------------------------------------------------------------
 // kube-proxy, evaluated on the family model
 
-/// The service ports a `(destination, protocol, port)` key is to, with its role for each.
-type ServiceEntries<'a> = &'a [(u32, Role)];
-
 struct Proxy<'a, 'p> {
     m: &'a FamilyModel,
     f: &'a FamIndex,
     n: &'a ProxyNode,
+    /// The node's number and kube-proxy's `nodeIP`.
+    node: u32,
+    node_ip: Option<IpAddr>,
     p: &'p Pkt<'p>,
     out: ProxyOut,
+    /// An address known not to be any service address (the DNATed endpoint's, when its
+    /// [`EP_SERVICE_ADDR`] flag says so), and whether it is a cluster IP.
+    plain_dst: Option<(IpAddr, bool)>,
     /// The facts of the service port asked for last (most packets concern one port).
     last: std::cell::Cell<Option<(u32, PortFacts<'a>)>>,
     /// The service entries of the address asked for last (the chains ask about the same
     /// destination several times).
-    last_entries: std::cell::Cell<Option<(IpAddr, ServiceEntries<'a>)>>,
+    last_entries: std::cell::Cell<Option<(IpAddr, EntryList<'a>)>>,
 }
 
 impl<'a, 'p> Proxy<'a, 'p> {
-    fn new(m: &'a FamilyModel, f: &'a FamIndex, n: &'a ProxyNode, p: &'p Pkt<'p>) -> Self {
+    fn new(
+        m: &'a FamilyModel,
+        f: &'a FamIndex,
+        n: &'a ProxyNode,
+        node: u32,
+        node_ip: Option<IpAddr>,
+        p: &'p Pkt<'p>,
+    ) -> Self {
         Proxy {
             m,
             f,
             n,
+            node,
+            node_ip,
             p,
             out: ProxyOut::default(),
+            plain_dst: None,
             last: std::cell::Cell::new(None),
             last_entries: std::cell::Cell::new(None),
         }
@@ -1240,7 +2065,13 @@ impl<'a, 'p> Proxy<'a, 'p> {
         {
             return pf;
         }
-        let pf = PortFacts::new(&self.m.ports[i as usize], &self.n.ctx.node);
+        let f: &'a FamIndex = self.f;
+        let pf = PortFacts::new(
+            &self.m.ports[i as usize],
+            &f.ports[i as usize],
+            &f.eps,
+            self.node,
+        );
         self.last.set(Some((i, pf)));
         pf
     }
@@ -1251,35 +2082,38 @@ impl<'a, 'p> Proxy<'a, 'p> {
         {
             return e;
         }
+        if self.plain_dst.is_some_and(|(ip, _)| ip == dst) {
+            return &[];
+        }
         let f: &'a FamIndex = self.f;
         let e = f
             .services
             .get(&(dst, self.p.proto, self.p.dport))
-            .map_or(&[][..], Vec::as_slice);
+            .map_or(&[][..], Entries::as_slice);
         self.last_entries.set(Some((dst, e)));
         e
     }
 
     /// The local detector's "from a pod" match (`if_local`), or `None` without a detector.
     fn sent_by_pod(&self) -> Option<bool> {
-        match &self.n.ctx.local_detector {
-            LocalDetector::NoOp => None,
-            LocalDetector::Cidr(_) => self.n.detector.map(|c| c.contains(self.p.src)),
-            LocalDetector::Interface(_) => Some(self.p.from_local_pod),
+        match self.n.detector {
+            Detector::NoOp => None,
+            Detector::Cidr(c) => Some(c.contains(self.p.src)),
+            Detector::Interface => Some(self.p.from_local_pod),
         }
     }
 
     /// The masquerade rule of the internal chain (cluster-IP traffic not from a pod, or
     /// all of it with `--masquerade-all`).
     fn internal_masq(&mut self, pf: &PortFacts<'_>, list: List, dst: IpAddr) {
-        let sp = pf.sp;
+        let ps = pf.ps;
         if pf.internal != list || !pf.has_internal {
             return;
         }
-        if dst != sp.cluster_ip || self.p.proto != sp.proto || self.p.dport != sp.port {
+        if dst != ps.cluster_ip || self.p.proto != ps.proto || self.p.dport != ps.port {
             return;
         }
-        if self.n.ctx.masquerade_all || self.sent_by_pod() == Some(false) {
+        if self.n.masquerade_all || self.sent_by_pod() == Some(false) {
             self.out.masq = true;
         }
     }
@@ -1290,27 +2124,45 @@ impl<'a, 'p> Proxy<'a, 'p> {
         if !pf.uses(list) {
             return false;
         }
-        for (_, e) in pf.endpoints(list) {
-            if e.ip == self.p.src {
-                self.out.masq = true;
-            }
+        let src = self.p.src_bits;
+        if pf
+            .endpoints(list)
+            .any(|k| self.f.eps[k as usize].bits == src)
+        {
+            self.out.hairpin = true;
         }
         self.out.dnat = Some((i, list));
         true
     }
 
-    fn first_dnat_ip(&self) -> Option<IpAddr> {
+    /// The address of the first endpoint the packet may be DNATed to (the filter chains see
+    /// that one), remembering whether it is a service address or a cluster IP.
+    fn first_dnat_ip(&mut self) -> Option<IpAddr> {
         let (i, list) = self.out.dnat?;
         let pf = self.facts(i);
-        pf.endpoints(list).next().map(|(_, e)| e.ip)
+        let k = pf.endpoints(list).next()?;
+        let ep = &self.f.eps[k as usize];
+        let ip = ep.ip(self.m.family);
+        if ep.flags & EP_SERVICE_ADDR == 0 {
+            self.plain_dst = Some((ip, ep.flags & EP_CLUSTER_IP != 0));
+        }
+        Some(ip)
+    }
+
+    /// nftables' `cluster-ips` set has `dst`.
+    fn is_cluster_ip(&self, dst: IpAddr) -> bool {
+        match self.plain_dst {
+            Some((ip, cluster_ip)) if ip == dst => cluster_ip,
+            _ => self.f.cluster_ips.contains(&dst),
+        }
     }
 
     fn nodeport_rule_matches(&self, dst: IpAddr, nft: bool) -> bool {
         let v6 = Family::of_ip(&dst) == Family::IPv6;
-        let ctx = &self.n.ctx;
+        let ctx = self.n;
         let in_v4_loopback = matches!(dst, IpAddr::V4(v4) if v4.octets()[0] == 127);
         let is_v6_loopback = matches!(dst, IpAddr::V6(v6) if v6.is_loopback());
-        if ctx.nodeport.match_all {
+        if ctx.nodeport_match_all {
             if nft {
                 // fib daddr type local (the node's addresses) and not loopback.
                 self.p.node_ips.contains(&dst) && !in_v4_loopback && !is_v6_loopback
@@ -1466,8 +2318,6 @@ impl<'a, 'p> Proxy<'a, 'p> {
             }
         }
         let allow_from_node = self
-            .n
-            .ctx
             .node_ip
             .is_some_and(|ip| pf.sp.lb_source_ranges.iter().any(|c| c.contains(&ip)));
         if allow_from_node {
@@ -1497,8 +2347,6 @@ impl<'a, 'p> Proxy<'a, 'p> {
                 .iter()
                 .any(|c| c.contains(&self.p.src));
             let allow_from_node = self
-                .n
-                .ctx
                 .node_ip
                 .is_some_and(|ip| pf.sp.lb_source_ranges.iter().any(|c| c.contains(&ip)));
             if allow_from_node {
@@ -1550,19 +2398,19 @@ impl<'a, 'p> Proxy<'a, 'p> {
             self.out.block = Some(reject);
             return self.finish();
         }
-        let v = self.n.ctx.version;
+        let v = self.f.version;
         if v.at_least(30) {
-            if self.f.cluster_ips.contains(&dst) {
+            if self.is_cluster_ip(dst) {
                 self.out.block = Some(true);
                 return self.finish();
             }
-            if v.at_least(33) && self.n.ctx.service_cidrs.iter().any(|c| c.contains(&dst)) {
+            if v.at_least(33) && self.f.service_cidrs.iter().any(|c| c.contains(dst)) {
                 self.out.block = Some(false);
                 return self.finish();
             }
         }
         // filter-input: nodeport-endpoints-check.
-        let matches = if self.n.ctx.nodeport.match_all {
+        let matches = if self.n.nodeport_match_all {
             !matches!(dst, IpAddr::V4(v4) if v4.octets()[0] == 127)
                 && !matches!(dst, IpAddr::V6(v6) if v6.is_loopback())
         } else {
@@ -1665,10 +2513,12 @@ impl ProxySummary {
         let family = Family::of_ip(&p.dst);
         let f = &ix.families[fam_index(family)];
         let n = *ix.node_index.get(node)?;
-        let pn = ix.nodes[n as usize].proxy[fam_index(family)].as_ref()?;
+        let ing = &f.ingress[n as usize];
+        let pn = ing.proxy.as_ref()?;
         let model = f.model.as_deref()?;
         let pkt = Pkt {
             src: p.src,
+            src_bits: ip_bits(p.src),
             dst: p.dst,
             proto: p.proto,
             dport: p.dport,
@@ -1676,7 +2526,7 @@ impl ProxySummary {
             src_is_local: p.src_is_local,
             from_local_pod: p.from_local_pod,
         };
-        let proxy = Proxy::new(model, f, pn, &pkt);
+        let proxy = Proxy::new(model, f, pn, n, ing.ip, &pkt);
         let (out, _) = if ix.nftables {
             proxy.nftables()
         } else {
@@ -1685,9 +2535,9 @@ impl ProxySummary {
         let dnat = match out.dnat {
             Some((i, list)) => {
                 let sp = &model.ports[i as usize];
-                PortFacts::new(sp, node)
+                PortFacts::new(sp, &f.ports[i as usize], &f.eps, n)
                     .endpoints(list)
-                    .map(|(j, _)| sp.endpoint_addr(j).to_string())
+                    .map(|k| sp.endpoint_addr(k - sp.first_endpoint).to_string())
                     .collect()
             }
             None => Vec::new(),
@@ -1698,7 +2548,164 @@ impl ProxySummary {
                 .map(|reject| if reject { "REJECT" } else { "DROP" }),
             accept: out.accept,
             dnat,
-            masq: out.masq,
+            // The tracers keep one flag for every mark.
+            masq: out.masq || out.hairpin,
         })
+    }
+}
+
+/// Checks of the shortcuts the fast path takes, on one dataplane (for the tests): each
+/// returns what it compared, by kind, and the differences found.
+#[cfg(test)]
+pub(crate) mod checks {
+    use std::collections::BTreeMap;
+    use std::net::IpAddr;
+
+    use super::*;
+
+    pub(crate) type Tally = BTreeMap<String, usize>;
+
+    /// For every endpoint and every node for which [`PlainIngress::is_plain_for`] holds, the
+    /// node's route is the generic one; and each endpoint's next node and tail, by kind.
+    pub(crate) fn generic_routes(dp: &Dataplane, tally: &mut Tally) -> Vec<String> {
+        let ix = dp.fast_index();
+        let mut failures = Vec::new();
+        for family in [Family::IPv4, Family::IPv6] {
+            let r = Router::new(dp, ix, family);
+            for (k, ep) in r.f.eps.iter().enumerate() {
+                let info = &r.f.infos[k];
+                let ip = ep.ip(family);
+                let kind = match (ep.next, ep.tail) {
+                    (NO_NODE, _) => "no generic route",
+                    (_, Tail::Deliver) => "tail deliver",
+                    (_, Tail::Drop) => "tail drop",
+                    (_, Tail::Walk) => "tail walk",
+                };
+                *tally.entry(kind.to_string()).or_default() += 1;
+                if ep.next == NO_NODE {
+                    continue;
+                }
+                let generic = r.route(GENERIC, ip, info);
+                for n in 0..ix.nodes.len() as u32 {
+                    let Some(g) = Eval {
+                        r: Router::new(dp, ix, family),
+                        q: &CompiledQuery {
+                            family,
+                            proto: Proto::Tcp,
+                            port: 80,
+                            src: ip,
+                            dst: ip,
+                            to_service: false,
+                            start: Start::Nowhere,
+                        },
+                    }
+                    .plain_ingress(n, Origin::LocalPod) else {
+                        continue;
+                    };
+                    if !g.is_plain_for(ep, &ix.nodes[n as usize], r.fi) {
+                        *tally.entry("special node".to_string()).or_default() += 1;
+                        continue;
+                    }
+                    *tally.entry("plain node".to_string()).or_default() += 1;
+                    let here = r.route(n, ip, info);
+                    if here != generic {
+                        failures.push(format!(
+                            "{family} {ip} on node #{n}: route {here:?}, generic {generic:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// Per port and node, the lists [`PortFacts`] iterates and its `has_endpoints` equal
+    /// `categorize`'s.
+    pub(crate) fn categorization(dp: &Dataplane, tally: &mut Tally) -> Vec<String> {
+        let ix = dp.fast_index();
+        let mut failures = Vec::new();
+        for f in &ix.families {
+            let Some(m) = f.model.as_deref() else {
+                continue;
+            };
+            for (i, sp) in m.ports.iter().enumerate() {
+                for (name, &n) in &ix.node_index {
+                    let want = categorize(sp, name);
+                    let got = PortFacts::new(sp, &f.ports[i], &f.eps, n);
+                    // `categorize` numbers endpoints within the port, `PortFacts` across the
+                    // model.
+                    let first = sp.first_endpoint;
+                    let pairs: [(&str, Vec<u32>, Vec<u32>); 2] = [
+                        (
+                            "cluster",
+                            want.cluster().map(|(j, _)| j + first).collect(),
+                            got.endpoints(List::Cluster).collect(),
+                        ),
+                        (
+                            "local",
+                            want.local().map(|(j, _)| j + first).collect(),
+                            got.endpoints(List::Local).collect(),
+                        ),
+                    ];
+                    for (list, want_list, got_list) in pairs {
+                        let key = format!(
+                            "{list} list {}",
+                            if want_list.is_empty() {
+                                "empty"
+                            } else {
+                                "not empty"
+                            }
+                        );
+                        *tally.entry(key).or_default() += 1;
+                        if want_list != got_list {
+                            failures.push(format!(
+                                "{} on {name}: {list} list {want_list:?}, fast {got_list:?}",
+                                sp.name
+                            ));
+                        }
+                    }
+                    if want.has_any != got.has_endpoints {
+                        failures.push(format!(
+                            "{} on {name}: has_any {}, fast {}",
+                            sp.name, want.has_any, got.has_endpoints
+                        ));
+                    }
+                }
+            }
+        }
+        failures
+    }
+
+    /// The egress agent's decision by masks equals the walk of its rules, for every pair of
+    /// `addrs` of one family.
+    pub(crate) fn masquerade_masks(
+        dp: &Dataplane,
+        addrs: &[IpAddr],
+        tally: &mut Tally,
+    ) -> Vec<String> {
+        let ix = dp.fast_index();
+        let mut failures = Vec::new();
+        for f in &ix.families {
+            let Some(m) = &f.masq.masks else {
+                *tally.entry("no masks".to_string()).or_default() += 1;
+                continue;
+            };
+            let fam: Vec<IpAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|ip| Family::of_ip(ip) == f.family)
+                .collect();
+            for &src in &fam {
+                for &dst in &fam {
+                    let want = f.masq.masquerades_by_walk(src, dst);
+                    let got = m.masquerades(f.masq.src_mask(src), f.masq.dst_mask(dst));
+                    *tally.entry(format!("masquerade {want}")).or_default() += 1;
+                    if want != got {
+                        failures.push(format!("{src} -> {dst}: walk {want}, masks {got}"));
+                    }
+                }
+            }
+        }
+        failures
     }
 }

@@ -13,6 +13,7 @@ use knetsim_ipam::Family::{self, IPv4, IPv6};
 use crate::fixture_tests::{self as fx, q};
 use crate::flow_tests::fixture_with;
 use crate::proxy::{PacketCtx, Proto};
+use crate::testkit::Ep;
 use crate::trace::{Outcome, TraceQuery};
 use crate::verdict::{ProxySummary, Verdict};
 use crate::{Dataplane, trace};
@@ -274,6 +275,7 @@ fn fabric_queries() -> Vec<TraceQuery> {
                 "svc:default/empty:http",
                 "svc:default/v4-only",
                 "svc:default/nope",
+                "svc:default/mixed",
             ] {
                 out.push(q(from, svc, family, None));
             }
@@ -311,11 +313,64 @@ fn fabric_queries() -> Vec<TraceQuery> {
     out
 }
 
-#[test]
-fn fast_verdicts_equal_detailed_traces() {
-    let queries = fabric_queries();
-    type Make = fn() -> Dataplane;
-    let fixtures: Vec<(&str, Make)> = vec![
+/// The small cluster with ip-masq-agent's defaults and a Service `mixed` whose endpoints are
+/// the client pod itself, an address outside the cluster that the agent does not masquerade,
+/// an address in node-2's podCIDR that no pod has, and (with `two_addresses`, where node-2
+/// has two InternalIPs per family) node-2's second address:
+///
+/// - the hairpin mark of the client's own endpoint chain must not masquerade the path to the
+///   other endpoints (whose reply could then come back);
+/// - the stale address is routed to node-2 and on from there (a walk beyond the next node);
+/// - node-2's second address is local to node-2 only.
+fn mixed(mode: &str, two_addresses: bool) -> Dataplane {
+    let (agent, _) = crate::masq::masq_agent(&Default::default());
+    let mut b = fx::cluster(mode, 34);
+    let (mut v4, mut v6) = (
+        vec![
+            Ep::on("10.244.0.5", "node-1"),
+            Ep::anywhere("192.168.200.10"),
+            Ep::anywhere("10.244.1.99"),
+        ],
+        vec![
+            Ep::on("fd00:10:244::5", "node-1"),
+            Ep::anywhere("fd00:99::10"),
+            Ep::anywhere("fd00:10:244:1::99"),
+        ],
+    );
+    if two_addresses {
+        b = b.node(
+            "node-2",
+            &[
+                "192.168.0.12",
+                "192.168.0.22",
+                "fd00:192:168::12",
+                "fd00:192:168::22",
+            ],
+            &["10.244.1.0/24", "fd00:10:244:1::/64"],
+        );
+        v4.push(Ep::on("192.168.0.22", "node-2"));
+        v6.push(Ep::on("fd00:192:168::22", "node-2"));
+    }
+    let state = b
+        .service(
+            "default",
+            "mixed",
+            "ClusterIP",
+            &["10.96.0.20", "fd00:10:96::20"],
+            &[("http", 80, 0)],
+            |_, _| {},
+        )
+        .slice("default", "mixed", IPv4, &[("http", 8080)], &v4)
+        .slice("default", "mixed", IPv6, &[("http", 8080)], &v6)
+        .build();
+    crate::build_with(state, crate::Cni::HostLocal, &fx::fabric(), Some(&agent))
+}
+
+type Make = fn() -> Dataplane;
+
+/// The dataplanes the fast path is compared on: CNIs, egress agents, modes, sysctls.
+fn fabric_fixtures() -> Vec<(&'static str, Make)> {
+    vec![
         ("host-local iptables", fx::hl),
         ("host-local nftables", fx::hl_nft),
         ("IPv6 forwarding off", fx::hl_no_v6_fwd),
@@ -337,6 +392,9 @@ fn fast_verdicts_equal_detailed_traces() {
             s.network.kube_proxy = None;
             crate::build_with(s, crate::Cni::HostLocal, &fx::fabric(), None)
         }),
+        ("mixed endpoints", || mixed("iptables", false)),
+        ("mixed endpoints, nftables", || mixed("nftables", false)),
+        ("mixed endpoints, two addresses", || mixed("iptables", true)),
         ("masquerade-all nftables", || {
             crate::build_with(
                 fx::cluster("nftables", 34)
@@ -347,7 +405,13 @@ fn fast_verdicts_equal_detailed_traces() {
                 None,
             )
         }),
-    ];
+    ]
+}
+
+#[test]
+fn fast_verdicts_equal_detailed_traces() {
+    let queries = fabric_queries();
+    let fixtures = fabric_fixtures();
     let mut failures = Vec::new();
     let mut seen = BTreeMap::new();
     let mut compared = 0;
@@ -441,4 +505,267 @@ fn a_service_at_scale_is_reached_from_every_pod() {
             }
         }
     }
+}
+
+/// ip-masq-agent with IPv6, link-local masquerade and all reserved ranges exempt.
+fn masq_agent_ipv6() -> Dataplane {
+    let (agent, _) = crate::masq::masq_agent(&knetsim_model::scenario::IpMasqAgentConfig {
+        enable_ipv6: true,
+        masq_link_local: true,
+        masq_link_local_ipv6: true,
+        nomasq_all_reserved_ranges: true,
+        ..Default::default()
+    });
+    crate::build_with(
+        fx::cluster("iptables", 34).build(),
+        crate::Cni::HostLocal,
+        &fx::fabric(),
+        Some(&agent),
+    )
+}
+
+/// The generated cluster of the benchmarks, small.
+fn small_scale(mode: &'static str) -> Dataplane {
+    let state = crate::testkit::scale(&crate::testkit::Scale {
+        minor: 34,
+        mode,
+        nodes: 6,
+        services: 12,
+        endpoints: 3,
+        namespaces: 2,
+    });
+    crate::build_with(state, crate::Cni::HostLocal, &Default::default(), None)
+}
+
+/// Every dataplane the shortcut checks run on: the fabric fixtures, ip-masq-agent with IPv6,
+/// the kube-proxy flow fixture in every configuration (Local policies, terminating endpoints)
+/// and the generated cluster.
+fn every_fixture() -> Vec<(String, Dataplane)> {
+    let mut out: Vec<(String, Dataplane)> = fabric_fixtures()
+        .into_iter()
+        .map(|(name, make)| (name.to_string(), make()))
+        .collect();
+    out.push(("ip-masq-agent with IPv6".into(), masq_agent_ipv6()));
+    for mode in ["iptables", "nftables"] {
+        for (cfg, tweak) in configs() {
+            out.push((format!("flow {mode} {cfg}"), fixture_with(mode, 34, &tweak)));
+        }
+        out.push((format!("scale {mode}"), small_scale(mode)));
+    }
+    out
+}
+
+/// Runs a shortcut check over [`every_fixture`], requires no differences, and returns the
+/// tally of what it compared.
+fn check_every_fixture(
+    check: impl Fn(&Dataplane, &mut crate::verdict::checks::Tally) -> Vec<String>,
+) -> crate::verdict::checks::Tally {
+    let mut tally = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (name, dp) in every_fixture() {
+        failures.extend(
+            check(&dp, &mut tally)
+                .into_iter()
+                .map(|f| format!("[{name}] {f}")),
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences, first:\n{}",
+        failures.len(),
+        failures[..failures.len().min(10)].join("\n")
+    );
+    tally
+}
+
+#[test]
+fn generic_routes_hold_for_every_plain_node() {
+    let tally = check_every_fixture(crate::verdict::checks::generic_routes);
+    // Every kind of endpoint the fast walk distinguishes occurs.
+    for kind in [
+        "tail deliver",
+        "tail drop",
+        "tail walk",
+        "no generic route",
+        "plain node",
+        "special node",
+    ] {
+        assert!(
+            tally.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {tally:?}"
+        );
+    }
+    assert!(tally["plain node"] > 100, "{tally:?}");
+}
+
+#[test]
+fn categorize_is_evaluated_per_node_equal() {
+    let tally = check_every_fixture(crate::verdict::checks::categorization);
+    for kind in [
+        "cluster list empty",
+        "cluster list not empty",
+        "local list empty",
+        "local list not empty",
+    ] {
+        assert!(
+            tally.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {tally:?}"
+        );
+    }
+}
+
+#[test]
+fn masquerade_by_masks_equals_the_rule_walk() {
+    // Pods, nodes, Services, link-local, reserved and private ranges, Calico pools, and
+    // global addresses of both families.
+    let addrs = ips(&[
+        "10.244.0.5",
+        "10.244.1.7",
+        "10.96.0.10",
+        "192.168.0.11",
+        "192.168.200.10",
+        "172.16.0.1",
+        "100.64.0.1",
+        "169.254.1.1",
+        "192.0.2.1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "203.0.113.10",
+        "8.8.8.8",
+        "fd00:10:244::5",
+        "fd00:10:244:1::7",
+        "fd00:10:96::10",
+        "fd00:192:168::11",
+        "fe80::1",
+        "fc00::1",
+        "2001:db8:ffff::10",
+        "2600::1",
+    ]);
+    let tally = check_every_fixture(|dp, tally| {
+        crate::verdict::checks::masquerade_masks(dp, &addrs, tally)
+    });
+    for kind in ["masquerade true", "masquerade false"] {
+        assert!(
+            tally.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {tally:?}"
+        );
+    }
+}
+
+#[test]
+fn batch_verdicts_do_not_depend_on_the_thread_count() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (name, dp) in [
+        ("scale".to_string(), small_scale("nftables")),
+        ("mixed".to_string(), mixed("iptables", true)),
+    ] {
+        let pods: Vec<String> = dp.state().pods.keys().map(|p| p.to_string()).collect();
+        let mut tos: Vec<String> = dp
+            .state()
+            .services
+            .keys()
+            .map(|s| format!("svc:{s}"))
+            .collect();
+        tos.extend(pods.iter().cloned());
+        tos.push("external".into());
+        let mut queries = Vec::new();
+        for from in &pods {
+            for to in &tos {
+                for family in [IPv4, IPv6] {
+                    if let Ok(cq) = dp.compile(&q(from, to, Some(family), Some(8080))) {
+                        queries.push(cq);
+                    }
+                }
+            }
+        }
+        assert!(
+            queries.len() > 50,
+            "[{name}] only {} queries",
+            queries.len()
+        );
+        let one_by_one: Vec<Verdict> = queries.iter().map(|cq| dp.verdict(cq)).collect();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            let batch = pool.install(|| dp.verdicts(&queries));
+            assert_eq!(batch, one_by_one, "[{name}] on {threads} threads");
+        }
+        outcomes.extend(one_by_one.iter().map(|v| v.outcome));
+    }
+    // The queries are not all alike.
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+}
+
+#[test]
+fn query_grids_compile_each_pair_as_compile_does() {
+    // The sources and destinations of `fabric_queries`, every family, both ports, a
+    // protocol kube-proxy matches and one that does not exist.
+    let sources = [
+        "default/client",
+        "pod:default/web-1",
+        "node:node-1",
+        "node:node-9",
+        "external",
+        "203.0.113.7",
+        "2001:db8:ffff::99",
+        "10.244.0.5",
+        "svc:default/web",
+        "nope",
+    ];
+    let destinations: Vec<String> = [
+        "svc:default/web:http",
+        "svc:default/web",
+        "svc:default/web-lb",
+        "svc:default/v4-only",
+        "svc:default/nope",
+        "svc:default/web:grpc",
+        "default/web-2",
+        "node:node-2",
+        "external",
+        "198.51.100.10",
+        "2001:db8:1b::10",
+        "10.96.0.10",
+        "fd00:10:244:1::7",
+        "default/nope",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut compared = 0;
+    let mut errors = 0;
+    for (name, make) in fabric_fixtures() {
+        let dp = make();
+        for family in [None, Some(IPv4), Some(IPv6)] {
+            for port in [None, Some(8080)] {
+                for proto in ["tcp", "udp", "icmp"] {
+                    let grid = dp.query_grid(&destinations, family, proto, port);
+                    for from in sources {
+                        let row = grid.row(from);
+                        assert_eq!(row.len(), destinations.len());
+                        for (to, got) in destinations.iter().zip(row) {
+                            let want = dp.compile(&TraceQuery {
+                                from: from.to_string(),
+                                to: to.clone(),
+                                family,
+                                proto: proto.to_string(),
+                                port,
+                            });
+                            compared += 1;
+                            errors += usize::from(want.is_err());
+                            assert_eq!(
+                                got, want,
+                                "[{name}] {from} -> {to} {family:?} {proto} {port:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        compared > 10_000 && errors > 1_000 && compared - errors > 1_000,
+        "{compared} compared, {errors} errors"
+    );
 }

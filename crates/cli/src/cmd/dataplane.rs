@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use knetsim_control::ClusterState;
 use knetsim_dataplane::{Dataplane, TraceQuery};
@@ -11,10 +12,10 @@ use crate::cli::{FamilyArg, RulesFormat, TextOrJson};
 use crate::{EXIT_INVALID, EXIT_OK};
 
 /// Loads and simulates a scenario and builds its dataplane; `Err(exit status)` after
-/// printing why not.
-pub fn build(file: &Path, err: &mut dyn Write) -> Result<(ClusterState, Dataplane), i32> {
+/// printing why not. The dataplane shares the state (a large cluster's is not copied).
+pub fn build(file: &Path, err: &mut dyn Write) -> Result<(Arc<ClusterState>, Dataplane), i32> {
     let scenario = super::load(file, err)?;
-    let state = knetsim_control::simulate(&scenario);
+    let state = Arc::new(knetsim_control::simulate(&scenario));
     match knetsim_dataplane::build(&state, &scenario) {
         Ok(dp) => {
             let loaded = knetsim_model::SourceMap::new();

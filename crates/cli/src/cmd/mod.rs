@@ -3,6 +3,7 @@
 mod check;
 mod dataplane;
 mod plan;
+mod reach;
 pub mod run;
 mod test;
 
@@ -32,6 +33,27 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             port,
             output,
         } => dataplane::trace(&file, from, to, family, proto, port, output, out, err),
+        Command::Reach {
+            file,
+            from,
+            to,
+            family,
+            proto,
+            port,
+            output,
+        } => reach::reach(
+            &file,
+            knetsim_dataplane::ReachQuery {
+                from,
+                to,
+                family: family.map(crate::cli::FamilyArg::family),
+                proto,
+                port,
+            },
+            output,
+            out,
+            err,
+        ),
         Command::Rules {
             file,
             node,
