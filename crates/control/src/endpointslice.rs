@@ -9,10 +9,11 @@
 //! a Service keeps its slice names from step to step (the controller updates slices in place),
 //! and Services are reconciled in parallel with the same result whatever the thread count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use knetsim_ipam::Family;
 
+use crate::fxhash::FxHashMap;
 use crate::names;
 use crate::state::{
     ClusterState, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, NamespacedName,
@@ -25,7 +26,7 @@ pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 /// Pods indexed by namespace and by each `key=value` label, so that selecting pods for
 /// 10,000 Services does not scan 150,000 pods each time.
 struct PodIndex<'a> {
-    by_label: HashMap<(&'a str, &'a str, &'a str), Vec<&'a Pod>>,
+    by_label: FxHashMap<(&'a str, &'a str, &'a str), Vec<&'a Pod>>,
 }
 
 impl<'a> PodIndex<'a> {
@@ -35,7 +36,7 @@ impl<'a> PodIndex<'a> {
         pods: &'a BTreeMap<NamespacedName, Pod>,
         selector_keys: &std::collections::BTreeSet<&str>,
     ) -> Self {
-        let mut by_label: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
+        let mut by_label: FxHashMap<(&str, &str, &str), Vec<&Pod>> = FxHashMap::default();
         // BTreeMap order makes every list sorted by (namespace, name).
         for (key, pod) in pods {
             for (k, v) in &pod.metadata.labels {
