@@ -541,11 +541,10 @@ impl Walk<'_> {
                     format!("pod {}", from.place.name),
                     "interface",
                     format!(
-                        "eth0 {} -> {iface} on {node} ({} {}:{})",
+                        "eth0 {} -> {iface} on {node} ({} {})",
                         from.place.ip,
                         self.proto.as_str(),
-                        to.ip,
-                        self.port
+                        crate::proxy::model::join_host_port(to.ip, self.port)
                     ),
                 ));
                 (node, Origin::LocalPod)
@@ -556,11 +555,10 @@ impl Walk<'_> {
                     node.clone(),
                     "interface",
                     format!(
-                        "sent by the host stack from {} ({} {}:{})",
+                        "sent by the host stack from {} ({} {})",
                         from.place.ip,
                         self.proto.as_str(),
-                        to.ip,
-                        self.port
+                        crate::proxy::model::join_host_port(to.ip, self.port)
                     ),
                 ));
                 (node, Origin::Host)
@@ -658,9 +656,8 @@ impl Walk<'_> {
                         ingress.clone(),
                         "dnat",
                         format!(
-                            "DNAT {}:{} -> {}{}",
-                            to.ip,
-                            self.port,
+                            "DNAT {} -> {}{}",
+                            crate::proxy::model::join_host_port(to.ip, self.port),
                             crate::proxy::model::join_host_port(*ip, *port),
                             if kube_masq || (res.masq && *ip == from.place.ip) {
                                 " (marked for masquerade 0x4000)"
@@ -673,10 +670,9 @@ impl Walk<'_> {
                 candidates = eps;
             } else if to.kind == "service" {
                 let reason = format!(
-                    "no kube-proxy rule on {ingress} matches {} {}:{}",
+                    "no kube-proxy rule on {ingress} matches {} {}",
                     self.proto.as_str(),
-                    to.ip,
-                    self.port
+                    crate::proxy::model::join_host_port(to.ip, self.port)
                 );
                 hops.push(hop(ingress.clone(), "drop", reason.clone()));
                 trace.hops = hops;
@@ -763,10 +759,9 @@ impl Walk<'_> {
             )
         } else if comment.is_empty() {
             format!(
-                "{verb} by kube-proxy on {node} ({} {}:{})",
+                "{verb} by kube-proxy on {node} ({} {})",
                 self.proto.as_str(),
-                to.ip,
-                self.port
+                crate::proxy::model::join_host_port(to.ip, self.port)
             )
         } else {
             format!("{verb} by kube-proxy on {node}: \"{comment}\"")
@@ -783,7 +778,10 @@ impl Walk<'_> {
         hops.push(hop(
             "external",
             "interface",
-            format!("sent to {dst}:{} via the router", self.port),
+            format!(
+                "sent to {} via the router",
+                crate::proxy::model::join_host_port(dst, self.port)
+            ),
         ));
         if let Some(node) = self.dp.fabric.node_by_ip.get(&dst) {
             hops.push(hop(
@@ -1217,15 +1215,14 @@ pub fn render_trace_text(t: &Trace) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "trace {} {} {} ({}) -> {} {} ({}:{}), {}",
+        "trace {} {} {} ({}) -> {} {} ({}), {}",
         t.proto.as_str(),
         t.from.kind,
         t.from.name,
         t.from.ip,
         t.to.kind,
         t.to.name,
-        t.to.ip,
-        t.port,
+        crate::proxy::model::join_host_port(t.to.ip, t.port),
         t.family
     );
     let mut n = 0;
