@@ -146,6 +146,14 @@ fn pod_to_cluster_ip(dp: &Dataplane, n: usize) -> Vec<TraceQuery> {
         .collect()
 }
 
+/// [`pod_to_cluster_ip`] queries, compiled for the fast path.
+fn compiled(dp: &Dataplane, n: usize) -> Vec<CompiledQuery> {
+    pod_to_cluster_ip(dp, n)
+        .iter()
+        .map(|q| dp.compile(q).expect("query compiles"))
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let mut clusters = clusters();
 
@@ -171,10 +179,7 @@ fn bench(c: &mut Criterion) {
     for cl in &clusters {
         for dp in &cl.dps {
             let mode = dp.proxy_mode().unwrap_or("none");
-            let queries: Vec<CompiledQuery> = pod_to_cluster_ip(dp, 1000)
-                .iter()
-                .map(|q| dp.compile(q).expect("query compiles"))
-                .collect();
+            let queries = compiled(dp, 1000);
             g.throughput(Throughput::Elements(queries.len() as u64));
             g.bench_function(BenchmarkId::new(cl.name, mode), |b| {
                 b.iter(|| {
@@ -192,10 +197,7 @@ fn bench(c: &mut Criterion) {
     for cl in &clusters {
         for dp in &cl.dps {
             let mode = dp.proxy_mode().unwrap_or("none");
-            let queries: Vec<CompiledQuery> = pod_to_cluster_ip(dp, 10_000)
-                .iter()
-                .map(|q| dp.compile(q).expect("query compiles"))
-                .collect();
+            let queries = compiled(dp, 10_000);
             g.throughput(Throughput::Elements(queries.len() as u64));
             g.bench_function(BenchmarkId::new(cl.name, mode), |b| {
                 b.iter(|| {

@@ -15,11 +15,11 @@ const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// (63 minus the 5-character suffix).
 const MAX_GENERATED_BASE: usize = 58;
 
-/// `rand.String(n)`: n characters drawn uniformly from the alphabet.
-pub fn random_suffix(rng: &mut NamedRng, n: usize) -> String {
-    (0..n)
-        .map(|_| ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char)
-        .collect()
+/// `rand.String(n)`: n characters drawn uniformly from the alphabet, appended to `out`.
+fn push_random(rng: &mut NamedRng, out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char);
+    }
 }
 
 /// `generateName: <base>` → `<base><5 random characters>`.
@@ -32,9 +32,7 @@ pub fn generate_name(rng: &mut NamedRng, base: &str) -> String {
     // One allocation of the final size: the controllers name 150,000 pods at limits scale.
     let mut name = String::with_capacity(base.len() + 5);
     name.push_str(base);
-    for _ in 0..5 {
-        name.push(ALPHANUMS[rng.random_range(0..ALPHANUMS.len())] as char);
-    }
+    push_random(rng, &mut name, 5);
     name
 }
 

@@ -271,23 +271,8 @@ pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
         let mut verdicts = dp.verdicts(&ok).into_iter();
         for c in compiled {
             flat.push(match c {
-                Ok(_) => {
-                    let v = verdicts.next().expect("a verdict per compiled query");
-                    Cell {
-                        outcome: Some(v.outcome),
-                        paths: Some(v.paths),
-                        delivered: Some(v.delivered),
-                        masqueraded: Some(v.masqueraded),
-                        error: None,
-                    }
-                }
-                Err(e) => Cell {
-                    outcome: None,
-                    paths: None,
-                    delivered: None,
-                    masqueraded: None,
-                    error: Some(e),
-                },
+                Ok(_) => Cell::of(verdicts.next().expect("a verdict per compiled query")),
+                Err(e) => Cell::error(e),
             });
         }
     }
@@ -317,6 +302,28 @@ pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
 }
 
 impl Cell {
+    /// The cell of a verdict.
+    pub fn of(v: crate::Verdict) -> Cell {
+        Cell {
+            outcome: Some(v.outcome),
+            paths: Some(v.paths),
+            delivered: Some(v.delivered),
+            masqueraded: Some(v.masqueraded),
+            error: None,
+        }
+    }
+
+    /// A cell whose query cannot be asked.
+    pub fn error(e: String) -> Cell {
+        Cell {
+            outcome: None,
+            paths: None,
+            delivered: None,
+            masqueraded: None,
+            error: Some(e),
+        }
+    }
+
     /// The cell as the table shows it: `delivered` (`delivered 2/3` when only some of the
     /// destinations after kube-proxy's choice are reached), `dropped`, `rejected` or `n/a`,
     /// with `*` when the destination sees another source address.
@@ -656,23 +663,8 @@ mod tests {
                             },
                         );
                         let want = match t {
-                            Ok(t) => {
-                                let v = Verdict::of_trace(&t);
-                                Cell {
-                                    outcome: Some(v.outcome),
-                                    paths: Some(v.paths),
-                                    delivered: Some(v.delivered),
-                                    masqueraded: Some(v.masqueraded),
-                                    error: None,
-                                }
-                            }
-                            Err(e) => Cell {
-                                outcome: None,
-                                paths: None,
-                                delivered: None,
-                                masqueraded: None,
-                                error: Some(e),
-                            },
+                            Ok(t) => Cell::of(Verdict::of_trace(&t)),
+                            Err(e) => Cell::error(e),
                         };
                         outcomes.insert(cell.text());
                         assert_eq!(*cell, want, "[{name} {family:?}] {src} -> {dst}");

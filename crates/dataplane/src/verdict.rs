@@ -634,27 +634,7 @@ impl MaskRules {
                 && src & r.src_set == r.src_set
                 && src & r.src_clear == 0
         };
-        let mut chain = 0u16;
-        let mut depth = 0;
-        'walk: while depth < 8 {
-            depth += 1;
-            for r in self.rules.iter().filter(|r| r.chain == chain) {
-                if !matches(r) {
-                    continue;
-                }
-                match r.target {
-                    MasqTarget::Jump(next) => {
-                        chain = next;
-                        continue 'walk;
-                    }
-                    MasqTarget::Return => return false,
-                    MasqTarget::Masquerade => return true,
-                    MasqTarget::Other => {}
-                }
-            }
-            break;
-        }
-        false
+        walk_chains(&self.rules, |r| (r.chain, r.target), matches)
     }
 }
 
@@ -673,6 +653,37 @@ enum MasqArg {
     DstTypeLocal(bool),
     /// `-m set --match-set`: the set's CIDRs, whether it tests the source, negated.
     Set(Vec<Net>, bool, bool),
+}
+
+/// The walk of an egress agent's POSTROUTING chains (`EgressMasq::walk`): from chain 0, the
+/// first matching rule of the current chain decides (a jump continues in its chain), at most
+/// eight chains deep. `rule` gives a rule's (chain, target).
+fn walk_chains<R>(
+    rules: &[R],
+    rule: impl Fn(&R) -> (u16, MasqTarget),
+    matches: impl Fn(&R) -> bool,
+) -> bool {
+    let mut chain = 0u16;
+    let mut depth = 0;
+    'walk: while depth < 8 {
+        depth += 1;
+        for r in rules.iter().filter(|r| rule(r).0 == chain) {
+            if !matches(r) {
+                continue;
+            }
+            match rule(r).1 {
+                MasqTarget::Jump(next) => {
+                    chain = next;
+                    continue 'walk;
+                }
+                MasqTarget::Return => return false,
+                MasqTarget::Masquerade => return true,
+                MasqTarget::Other => {}
+            }
+        }
+        break;
+    }
+    false
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -787,27 +798,7 @@ impl MasqRules {
                 }
             })
         };
-        let mut chain = 0u16;
-        let mut depth = 0;
-        'walk: while depth < 8 {
-            depth += 1;
-            for r in self.rules.iter().filter(|r| r.chain == chain) {
-                if !matches(r) {
-                    continue;
-                }
-                match r.target {
-                    MasqTarget::Jump(next) => {
-                        chain = next;
-                        continue 'walk;
-                    }
-                    MasqTarget::Return => return false,
-                    MasqTarget::Masquerade => return true,
-                    MasqTarget::Other => {}
-                }
-            }
-            break;
-        }
-        false
+        walk_chains(&self.rules, |r| (r.chain, r.target), matches)
     }
 }
 

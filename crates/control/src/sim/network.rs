@@ -338,6 +338,7 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
             work.into_par_iter()
                 .flat_map_iter(|(node, mut ranges, pods)| {
                     let mut events = Vec::new();
+                    let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
                     for pod in pods {
                         let result = if pod.spec.host_network {
                             None
@@ -349,7 +350,7 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                                 None => Err("cni plugin not initialized".to_owned()),
                             })
                         };
-                        if let Some(e) = start_pod(pod, node, result, step, pod_host_ips) {
+                        if let Some(e) = start_pod(pod, &host_ips, result, step, pod_host_ips) {
                             events.push(e);
                         }
                     }
@@ -375,7 +376,8 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                 } else {
                     Some(allocate(network, node_name, node))
                 };
-                if let Some(e) = start_pod(pod, node, result, step, pod_host_ips) {
+                let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
+                if let Some(e) = start_pod(pod, &host_ips, result, step, pod_host_ips) {
                     events.push(e);
                 }
             }
@@ -399,15 +401,14 @@ type NodeWork<'a> = (
 /// creation index, when the sandbox could not be created.
 fn start_pod(
     pod: &mut crate::state::Pod,
-    node: &Node,
+    host_ips: &[IpAddr],
     allocated: Option<Result<Vec<IpAddr>, String>>,
     step: usize,
     pod_host_ips: bool,
 ) -> Option<(u64, Event)> {
-    let host_ips: Vec<IpAddr> = node.internal_ips().take(2).collect();
     let ips = match allocated {
         Some(r) => r,
-        None => Ok(host_ips.clone()),
+        None => Ok(host_ips.to_vec()),
     };
     match ips {
         Ok(ips) => {
