@@ -16,8 +16,8 @@ use knetsim_ipam::Family;
 use crate::fxhash::FxHashMap;
 use crate::names;
 use crate::state::{
-    ClusterState, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, NamespacedName,
-    ObjectMeta, OwnerReference, Pod, Service, TargetPort, TargetRef,
+    ClusterState, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, IpList,
+    NamespacedName, ObjectMeta, OwnerReference, Pod, Service, TargetPort, TargetRef,
 };
 
 /// `--max-endpoints-per-slice` default.
@@ -159,7 +159,7 @@ fn slices_for(
             resolve_ports(svc, pod)
         };
         let endpoint = Endpoint {
-            addresses: vec![ip],
+            addresses: IpList::one(ip),
             conditions: EndpointConditions {
                 ready: true,
                 serving: true,

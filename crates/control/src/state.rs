@@ -590,22 +590,110 @@ pub struct PodStatus {
         serialize_with = "fast_ip::option"
     )]
     pub host_ip: Option<IpAddr>,
-    #[serde(rename = "hostIPs", skip_serializing_if = "Vec::is_empty")]
-    pub host_ips: Vec<PodIp>,
+    #[serde(
+        rename = "hostIPs",
+        skip_serializing_if = "IpList::is_empty",
+        serialize_with = "fast_ip::pod_ips"
+    )]
+    pub host_ips: IpList,
     #[serde(
         rename = "podIP",
         skip_serializing_if = "Option::is_none",
         serialize_with = "fast_ip::option"
     )]
     pub pod_ip: Option<IpAddr>,
-    #[serde(rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
-    pub pod_ips: Vec<PodIp>,
+    #[serde(
+        rename = "podIPs",
+        skip_serializing_if = "IpList::is_empty",
+        serialize_with = "fast_ip::pod_ips"
+    )]
+    pub pod_ips: IpList,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PodIp {
+/// At most two addresses, kept in place: a pod's `podIPs` and `hostIPs` and an endpoint's
+/// `addresses` (Kubernetes allows one per family). In place because the state document is
+/// written in name order, which is unrelated to the order pods were made in: a `Vec`'s own
+/// buffer made each of a limits-scale cluster's million addresses a cache miss, the largest
+/// single cost of writing the pods.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IpList {
+    len: u8,
+    ips: [IpAddr; 2],
+}
+
+impl IpList {
+    pub const fn new() -> Self {
+        IpList {
+            len: 0,
+            ips: [IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED); 2],
+        }
+    }
+
+    pub fn one(ip: IpAddr) -> Self {
+        let mut list = IpList::new();
+        list.push(ip);
+        list
+    }
+
+    /// Adds `ip` at the end.
+    ///
+    /// # Panics
+    /// If the list already holds two: callers keep one address per family, as the kubelet
+    /// and the EndpointSlice controller do.
+    pub fn push(&mut self, ip: IpAddr) {
+        assert!(self.len < 2, "at most one address per family");
+        self.ips[usize::from(self.len)] = ip;
+        self.len += 1;
+    }
+
+    /// For `skip_serializing_if`, which names a function of `&IpList`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for IpList {
+    fn default() -> Self {
+        IpList::new()
+    }
+}
+
+impl std::ops::Deref for IpList {
+    type Target = [IpAddr];
+    fn deref(&self) -> &[IpAddr] {
+        &self.ips[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for IpList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<IpAddr> for IpList {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Self {
+        let mut list = IpList::new();
+        for ip in iter {
+            list.push(ip);
+        }
+        list
+    }
+}
+
+impl<'a> IntoIterator for &'a IpList {
+    type Item = &'a IpAddr;
+    type IntoIter = std::slice::Iter<'a, IpAddr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// One entry of `podIPs` / `hostIPs` as the API writes it: `{ip: …}`.
+#[derive(Serialize)]
+struct PodIp {
     #[serde(serialize_with = "fast_ip::one")]
-    pub ip: IpAddr,
+    ip: IpAddr,
 }
 
 /// Addresses as the text serde writes for them (`Display`), with IPv4 formatted without
@@ -706,8 +794,12 @@ mod fast_ip {
         }
     }
 
-    pub fn many<S: Serializer>(ips: &[IpAddr], s: S) -> Result<S::Ok, S::Error> {
+    pub fn many<S: Serializer>(ips: &super::IpList, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(ips.iter().map(Adapter))
+    }
+
+    pub fn pod_ips<S: Serializer>(ips: &super::IpList, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ips.iter().map(|&ip| super::PodIp { ip }))
     }
 
     struct Adapter<'a>(&'a IpAddr);
@@ -742,7 +834,7 @@ impl Pod {
         self.status
             .pod_ips
             .iter()
-            .map(|p| p.ip)
+            .copied()
             .find(|ip| Family::of_ip(ip) == family)
     }
     pub fn is_running(&self) -> bool {
@@ -778,7 +870,7 @@ impl EndpointSlice {
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     #[serde(serialize_with = "fast_ip::many")]
-    pub addresses: Vec<IpAddr>,
+    pub addresses: IpList,
     pub conditions: EndpointConditions,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,

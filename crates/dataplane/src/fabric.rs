@@ -165,8 +165,8 @@ impl Fabric {
             if pod.spec.host_network {
                 continue;
             }
-            for p in &pod.status.pod_ips {
-                pod_by_ip.insert(p.ip, nn.clone());
+            for ip in &pod.status.pod_ips {
+                pod_by_ip.insert(*ip, nn.clone());
             }
         }
         let mut node_by_ip = HashMap::new();
@@ -499,12 +499,7 @@ pub fn graph(state: &ClusterState, fabric: &Fabric) -> StableGraph<Vertex, Strin
             continue;
         };
         let v = g.add_node(Vertex::Pod(nn.clone()));
-        let ips: Vec<String> = pod
-            .status
-            .pod_ips
-            .iter()
-            .map(|p| p.ip.to_string())
-            .collect();
+        let ips: Vec<String> = pod.status.pod_ips.iter().map(|p| p.to_string()).collect();
         g.add_edge(nv, v, format!("{} {}", fabric.pod_iface(nn), ips.join(" ")));
     }
     g

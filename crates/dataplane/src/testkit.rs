@@ -192,11 +192,11 @@ impl ClusterBuilder {
     /// A running pod on `node` with its IPs (primary first).
     pub fn pod(mut self, namespace: &str, name: &str, node: &str, ips: &[&str]) -> Self {
         let ips: Vec<IpAddr> = ips.iter().map(|s| ip(s)).collect();
-        let host_ips: Vec<PodIp> = self
+        let host_ips: IpList = self
             .state
             .nodes
             .get(node)
-            .map(|n| n.internal_ips().map(|ip| PodIp { ip }).collect())
+            .map(|n| n.internal_ips().collect())
             .unwrap_or_default();
         let pod = Pod {
             api_version: "v1",
@@ -212,10 +212,10 @@ impl ClusterBuilder {
             status: PodStatus {
                 phase: "Running",
                 conditions: vec![],
-                host_ip: host_ips.first().map(|p| p.ip),
+                host_ip: host_ips.first().copied(),
                 host_ips,
                 pod_ip: ips.first().copied(),
-                pod_ips: ips.into_iter().map(|ip| PodIp { ip }).collect(),
+                pod_ips: ips.into_iter().collect(),
             },
         };
         self.state.namespaces.insert(namespace.to_string());
@@ -322,7 +322,7 @@ impl ClusterBuilder {
             endpoints: endpoints
                 .iter()
                 .map(|e| Endpoint {
-                    addresses: vec![ip(e.ip)],
+                    addresses: IpList::one(ip(e.ip)),
                     conditions: EndpointConditions {
                         ready: e.ready,
                         serving: e.serving,
@@ -446,10 +446,7 @@ pub fn scale(s: &Scale) -> ClusterState {
             let ip4 = v4("10.128.0.0", ((node as u128) << 8) + slot);
             let ip6 = v6("fd00:10:244::", ((node as u128) << 64) + slot);
             let pod_name = format!("{name}-{k}");
-            let host_ips: Vec<PodIp> = state.nodes[&node_names[node]]
-                .internal_ips()
-                .map(|ip| PodIp { ip })
-                .collect();
+            let host_ips: IpList = state.nodes[&node_names[node]].internal_ips().collect();
             let mut m = meta(Some(&ns), &pod_name);
             m.labels.make_mut().insert("app".to_string(), name.clone());
             state.pods.insert(
@@ -466,16 +463,16 @@ pub fn scale(s: &Scale) -> ClusterState {
                     status: PodStatus {
                         phase: "Running",
                         conditions: vec![],
-                        host_ip: host_ips.first().map(|p| p.ip),
+                        host_ip: host_ips.first().copied(),
                         host_ips,
                         pod_ip: Some(ip4),
-                        pod_ips: vec![PodIp { ip: ip4 }, PodIp { ip: ip6 }],
+                        pod_ips: [ip4, ip6].into_iter().collect(),
                     },
                 },
             );
             for (f, ip) in [ip4, ip6].into_iter().enumerate() {
                 eps[f].push(Endpoint {
-                    addresses: vec![ip],
+                    addresses: IpList::one(ip),
                     conditions: EndpointConditions {
                         ready: true,
                         serving: true,

@@ -238,7 +238,7 @@ fn resolve_host(
             host_network: true,
         }));
     }
-    let fam = fam_or(family, pod.status.pod_ips.first().map(|p| p.ip));
+    let fam = fam_or(family, pod.status.pod_ips.first().copied());
     let ip = fam
         .and_then(|f| pod.ip_of(f))
         .ok_or_else(|| format!("{role}: pod {nn} has no {} address", fam_name(fam)))?;

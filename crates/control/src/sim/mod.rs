@@ -976,7 +976,7 @@ impl<'a> Sim<'a> {
             },
             address_type: family,
             endpoints: vec![Endpoint {
-                addresses: vec![ip],
+                addresses: IpList::one(ip),
                 conditions: EndpointConditions {
                     ready: true,
                     serving: true,

@@ -14,7 +14,6 @@ use rand::RngExt;
 use super::Sim;
 use crate::state::{
     BlockAffinity, CalicoPool, CalicoState, ClusterState, Condition, Event, InvolvedObject, Node,
-    PodIp,
 };
 
 pub(crate) enum PodNetwork {
@@ -182,20 +181,20 @@ impl PodNetwork {
         }
     }
 
-    pub fn release(&mut self, node: Option<&str>, ips: &[PodIp]) {
+    pub fn release(&mut self, node: Option<&str>, ips: &[IpAddr]) {
         match self {
             PodNetwork::HostLocal { nodes, .. } => {
                 if let Some(ranges) = node.and_then(|n| nodes.get_mut(n)) {
                     for ip in ips {
                         for r in ranges.iter_mut() {
-                            r.release(ip.ip);
+                            r.release(*ip);
                         }
                     }
                 }
             }
             PodNetwork::Calico { ipam, .. } => {
                 for ip in ips {
-                    let _ = ipam.release(ip.ip);
+                    let _ = ipam.release(*ip);
                 }
             }
             PodNetwork::None => {}
@@ -416,10 +415,10 @@ fn start_pod(
             pod.status.conditions.clear();
             pod.status.host_ip = host_ips.first().copied();
             if pod_host_ips {
-                pod.status.host_ips = host_ips.iter().map(|ip| PodIp { ip: *ip }).collect();
+                pod.status.host_ips = host_ips.iter().copied().collect();
             }
             pod.status.pod_ip = ips.first().copied();
-            pod.status.pod_ips = ips.into_iter().map(|ip| PodIp { ip }).collect();
+            pod.status.pod_ips = ips.into_iter().collect();
             None
         }
         Err(msg) => {
