@@ -9,63 +9,88 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{NodeInfo, Sim};
+use crate::fxhash::FxHashMap;
 use crate::state::{Condition, Event, InvolvedObject, Node, Pod};
 
 pub(crate) fn schedule(sim: &mut Sim<'_>) {
+    use rayon::prelude::*;
     let step = sim.step;
     let node_objs = &sim.state.nodes;
-    let infos = &mut sim.nodes;
-    let mut pending: Vec<(u64, &mut Pod)> = sim
+    // The pods waiting, in the map's order (by name), which is their order in memory.
+    let mut pods: Vec<&mut Pod> = sim
         .state
         .pods
         .values_mut()
         .filter(|p| !p.sim.admitted && p.status.phase != "Failed")
-        .map(|p| (p.sim.creation_index, p))
         .collect();
-    if pending.is_empty() {
+    if pods.is_empty() {
         return;
     }
-    // Creation indices are unique, so the unstable sort gives the one order; the key sits
-    // next to the reference, so comparing touches no pod.
-    pending.sort_unstable_by_key(|(seq, _)| *seq);
-    let pending = pending.into_iter().map(|(_, p)| p);
+    // They are scheduled in creation order, which is unrelated to their order in memory: a
+    // visit to each pod would be a cache miss. So what a decision needs is read here, in
+    // memory order, and a pod with neither `nodeName` nor a `nodeSelector` (nearly all) is
+    // decided without a visit; its binding is written afterwards, in memory order again.
+    let mut order: Vec<Waiting> = pods
+        .iter()
+        .enumerate()
+        .map(|(pos, p)| Waiting {
+            seq: p.sim.creation_index,
+            pos,
+            plain: p.spec.node_name.is_none() && p.spec.node_selector.is_empty(),
+        })
+        .collect();
+    // Creation indices are unique, so the unstable sort gives the one order.
+    order.sort_unstable_by_key(|w| w.seq);
 
-    // Schedulable nodes ordered by (pods, registration index); names by index.
-    let mut names: Vec<&str> = vec![""; infos.values().map(|i| i.index + 1).max().unwrap_or(0)];
-    for (name, info) in infos.iter() {
-        // Borrowed from the node objects, not from `infos`, which changes below.
+    // Nodes by registration index (the names borrowed from the node objects).
+    let len = sim.nodes.values().map(|i| i.index + 1).max().unwrap_or(0);
+    let mut names: Vec<&str> = vec![""; len];
+    let mut slots: Vec<Option<&mut NodeInfo>> = std::iter::repeat_with(|| None).take(len).collect();
+    let mut index_of: FxHashMap<&str, usize> = FxHashMap::default();
+    for (name, info) in sim.nodes.iter_mut() {
         let (name, _) = node_objs
             .get_key_value(name)
             .expect("every node has its object");
-        names[info.index] = name;
+        let index = info.index;
+        names[index] = name;
+        index_of.insert(name, index);
+        slots[index] = Some(info);
     }
-    let mut free: BTreeSet<(u32, usize)> = infos
+    let mut nodes = Nodes {
+        names,
+        slots,
+        index_of,
+        objs: node_objs,
+    };
+    // Schedulable nodes ordered by (pods, registration index).
+    let mut free: BTreeSet<(u32, usize)> = nodes
         .iter()
         .filter(|(name, info)| node_objs[*name].is_ready() && info.pods < info.max_pods)
         .map(|(_, info)| (info.pods, info.index))
         .collect();
 
+    let mut bound: Vec<Option<usize>> = vec![None; pods.len()];
     let mut events = Vec::new();
     // The FitError text depends only on the selector and the nodes' state, which changes
     // only when a pod binds: remember it per selector until then.
     let mut fit_errors: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
-    for pod in pending {
-        let involved = || InvolvedObject {
-            kind: "Pod".into(),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-        };
+    for w in order {
+        if w.plain
+            && let Some(&(_, index)) = free.first()
+        {
+            nodes.bind(index, &mut free);
+            bound[w.pos] = Some(index);
+            fit_errors.clear();
+            continue;
+        }
+        let pod = &mut *pods[w.pos];
         if let Some(node) = pod.spec.node_name.clone() {
-            if let Some(ev) = admit_pinned(pod, &node, node_objs, infos, &mut free) {
+            if let Some(ev) = admit_pinned(pod, &node, &mut nodes, &mut free) {
                 events.push(Event {
                     step,
                     type_: "Warning",
                     reason: "OutOfpods".into(),
-                    involved_object: InvolvedObject {
-                        kind: "Pod".into(),
-                        namespace: pod.metadata.namespace.clone(),
-                        name: pod.metadata.name.clone(),
-                    },
+                    involved_object: involved(pod),
                     source: "kubelet".into(),
                     message: ev,
                 });
@@ -73,26 +98,17 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
             continue;
         }
         let selector = &pod.spec.node_selector;
-        let choice = if selector.is_empty() {
-            free.first().copied()
-        } else {
-            free.iter()
-                .find(|(_, idx)| {
-                    let labels = &node_objs[names[*idx]].metadata.labels;
-                    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-                })
-                .copied()
-        };
+        let choice = free
+            .iter()
+            .find(|(_, idx)| {
+                let labels = &node_objs[nodes.names[*idx]].metadata.labels;
+                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .copied();
         match choice {
-            Some((count, index)) => {
-                free.remove(&(count, index));
-                let name = names[index];
-                let info = infos.get_mut(name).expect("node exists");
-                info.pods += 1;
-                if info.pods < info.max_pods {
-                    free.insert((info.pods, index));
-                }
-                pod.spec.node_name = Some(name.to_owned());
+            Some((_, index)) => {
+                nodes.bind(index, &mut free);
+                pod.spec.node_name = Some(nodes.names[index].to_owned());
                 pod.sim.admitted = true;
                 pod.status.conditions.clear();
                 fit_errors.clear();
@@ -100,7 +116,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
             None => {
                 let msg = fit_errors
                     .entry(selector.clone())
-                    .or_insert_with(|| fit_error(infos, node_objs, selector))
+                    .or_insert_with(|| fit_error(&nodes, selector))
                     .clone();
                 // The scheduler retries and reports again; the API server folds repeats of
                 // the same event into one.
@@ -114,7 +130,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
                         step,
                         type_: "Warning",
                         reason: "FailedScheduling".into(),
-                        involved_object: involved(),
+                        involved_object: involved(pod),
                         source: "default-scheduler".into(),
                         message: msg.clone(),
                     });
@@ -128,7 +144,62 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
             }
         }
     }
+    let names = &nodes.names;
+    pods.par_iter_mut().zip(bound).for_each(|(pod, node)| {
+        if let Some(index) = node {
+            pod.spec.node_name = Some(names[index].to_owned());
+            pod.sim.admitted = true;
+            pod.status.conditions.clear();
+        }
+    });
     sim.state.events.extend(events);
+}
+
+/// A pod waiting for a node: its creation index, its place in the list of waiting pods, and
+/// whether any node with a free slot will do.
+struct Waiting {
+    seq: u64,
+    pos: usize,
+    plain: bool,
+}
+
+fn involved(pod: &Pod) -> InvolvedObject {
+    InvolvedObject {
+        kind: "Pod".into(),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+    }
+}
+
+/// The nodes' pod counts, by registration index.
+struct Nodes<'n> {
+    names: Vec<&'n str>,
+    slots: Vec<Option<&'n mut NodeInfo>>,
+    index_of: FxHashMap<&'n str, usize>,
+    objs: &'n BTreeMap<String, Node>,
+}
+
+impl Nodes<'_> {
+    fn iter(&self) -> impl Iterator<Item = (&str, &NodeInfo)> {
+        self.slots
+            .iter()
+            .zip(&self.names)
+            .filter_map(|(info, name)| Some((*name, &**info.as_ref()?)))
+    }
+
+    fn info(&mut self, index: usize) -> &mut NodeInfo {
+        self.slots[index].as_deref_mut().expect("a registered node")
+    }
+
+    /// Counts a pod bound to the free node at `index`.
+    fn bind(&mut self, index: usize, free: &mut BTreeSet<(u32, usize)>) {
+        let info = self.info(index);
+        free.remove(&(info.pods, index));
+        info.pods += 1;
+        if info.pods < info.max_pods {
+            free.insert((info.pods, index));
+        }
+    }
 }
 
 /// The kubelet admits a pod bound by name if it has a free pod slot; otherwise the pod fails
@@ -137,12 +208,13 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
 fn admit_pinned(
     pod: &mut Pod,
     node: &str,
-    node_objs: &BTreeMap<String, Node>,
-    infos: &mut BTreeMap<String, NodeInfo>,
+    nodes: &mut Nodes<'_>,
     free: &mut BTreeSet<(u32, usize)>,
 ) -> Option<String> {
     // A pod bound to a node that does not exist stays Pending: no kubelet will run it.
-    let info = infos.get_mut(node)?;
+    let index = *nodes.index_of.get(node)?;
+    let ready = nodes.objs[node].is_ready();
+    let info = nodes.info(index);
     if info.pods >= info.max_pods {
         pod.status.phase = "Failed";
         pod.status.conditions.clear();
@@ -153,7 +225,7 @@ fn admit_pinned(
     }
     free.remove(&(info.pods, info.index));
     info.pods += 1;
-    if info.pods < info.max_pods && node_objs[node].is_ready() {
+    if info.pods < info.max_pods && ready {
         free.insert((info.pods, info.index));
     }
     pod.sim.admitted = true;
@@ -161,14 +233,12 @@ fn admit_pinned(
 }
 
 /// kube-scheduler's FitError text: `0/N nodes are available: <reasons sorted>.`
-fn fit_error(
-    infos: &BTreeMap<String, NodeInfo>,
-    node_objs: &BTreeMap<String, Node>,
-    selector: &BTreeMap<String, String>,
-) -> String {
+fn fit_error(nodes: &Nodes<'_>, selector: &BTreeMap<String, String>) -> String {
     let (mut too_many, mut not_ready, mut selector_mismatch) = (0, 0, 0);
-    for (name, info) in infos {
-        let node = &node_objs[name];
+    let mut total = 0;
+    for (name, info) in nodes.iter() {
+        total += 1;
+        let node = &nodes.objs[name];
         if !selector
             .iter()
             .all(|(k, v)| node.metadata.labels.get(k) == Some(v))
@@ -196,12 +266,8 @@ fn fit_error(
     }
     reasons.sort();
     if reasons.is_empty() {
-        format!("0/{} nodes are available.", infos.len())
+        format!("0/{total} nodes are available.")
     } else {
-        format!(
-            "0/{} nodes are available: {}.",
-            infos.len(),
-            reasons.join(", ")
-        )
+        format!("0/{total} nodes are available: {}.", reasons.join(", "))
     }
 }
