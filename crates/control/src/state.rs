@@ -244,6 +244,11 @@ impl<T> From<T> for Shared<T> {
 /// may render one shared value once and copy its text.
 pub const SHARED: &str = "knetsim::Shared";
 
+/// The newtype name of a string its serializer knows YAML reads back as a string, unquoted
+/// (an address: `fast_ip`). Serializers see the string itself; a YAML writer that knows the
+/// name may skip its quoting check. It wraps strings only.
+pub const PLAIN: &str = "knetsim::Plain";
+
 impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_newtype_struct(SHARED, &*self.0)
@@ -720,7 +725,22 @@ mod fast_ip {
                 None => v6_text(v6.segments(), &mut buf),
             },
         };
-        s.serialize_str(std::str::from_utf8(&buf[..n]).expect("ASCII address text"))
+        let text = std::str::from_utf8(&buf[..n]).expect("ASCII address text");
+        if plain(text) {
+            s.serialize_newtype_struct(super::PLAIN, text)
+        } else {
+            s.serialize_str(text)
+        }
+    }
+
+    /// Whether address text reads back as a string in YAML without quotes: a dotted quad
+    /// always (two dots make it no number); IPv6 text unless it starts with `:` (an
+    /// indicator) or ends with one (`fd00::` would read as a mapping key), or has no letter
+    /// (`1:2:3:4:5:6:7:8` is a YAML 1.1 base-60 number).
+    fn plain(text: &str) -> bool {
+        let b = text.as_bytes();
+        !b.contains(&b':')
+            || (b[0] != b':' && b[b.len() - 1] != b':' && b.iter().any(u8::is_ascii_alphabetic))
     }
 
     fn v4_text(octets: [u8; 4], buf: &mut [u8]) -> usize {

@@ -8,7 +8,7 @@
 
 use std::fmt::{self, Display, Write as _};
 
-use knetsim_control::state::SHARED;
+use knetsim_control::state::{PLAIN, SHARED};
 use serde::ser::{self, Serialize};
 
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
@@ -23,6 +23,7 @@ fn to_string_sized<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Result<
         scratch: String::new(),
         sink: None,
         shared: Default::default(),
+        verbatim: false,
     };
     value.serialize(Emit {
         s: &mut ser,
@@ -42,6 +43,7 @@ pub fn to_writer<T: Serialize + ?Sized>(
         scratch: String::new(),
         sink: Some(w),
         shared: Default::default(),
+        verbatim: false,
     };
     value.serialize(Emit {
         s: &mut ser,
@@ -65,6 +67,7 @@ pub fn write_root_entry<T: Serialize + ?Sized>(
         scratch: String::new(),
         sink: Some(w),
         shared: Default::default(),
+        verbatim: false,
     };
     let mut map = MapEmit {
         s: &mut ser,
@@ -165,6 +168,8 @@ struct Ser<'w> {
     sink: Option<&'w mut dyn std::io::Write>,
     /// The text of shared values (see [`SHARED`]) already rendered, by address and place.
     shared: knetsim_control::fxhash::FxHashMap<(usize, Ctx), String>,
+    /// The next string is known to need no quotes (see [`PLAIN`]).
+    verbatim: bool,
 }
 
 impl Ser<'_> {
@@ -187,13 +192,21 @@ impl Ser<'_> {
     }
 
     fn pad(&mut self, n: usize) {
-        const SPACES: &str = "                                                                ";
+        const SPACES: &str = "                ";
+        // A copy of a fixed 16 bytes and a cut, not a copy of `n`: the compiler turns a
+        // variable-length copy of spaces into a call to `memset`, which cost more than the
+        // rest of the line it pads (there are ten million lines in a limits-scale document).
+        if n <= SPACES.len() {
+            self.out.push_str(SPACES);
+            self.out.truncate(self.out.len() - (SPACES.len() - n));
+            return;
+        }
         let mut n = n;
         while n > SPACES.len() {
             self.out.push_str(SPACES);
             n -= SPACES.len();
         }
-        self.out.push_str(&SPACES[..n]);
+        self.pad(n);
     }
 
     fn push_str_scalar(&mut self, s: &str) {
@@ -262,7 +275,11 @@ impl Emit<'_, '_> {
     fn string(self, text: &str) -> Result<(), Error> {
         let mut me = self;
         me.scalar_prefix();
-        me.s.push_str_scalar(text);
+        if std::mem::take(&mut me.s.verbatim) {
+            me.s.out.push_str(text);
+        } else {
+            me.s.push_str_scalar(text);
+        }
         me.s.out.push('\n');
         Ok(())
     }
@@ -461,16 +478,63 @@ fn looks_numeric(s: &str) -> bool {
     }
 }
 
-macro_rules! scalar_display {
+macro_rules! scalar_int {
     ($($f:ident: $t:ty),*) => {$(
         fn $f(self, v: $t) -> Result<(), Error> {
             let mut me = self;
             me.scalar_prefix();
-            let _ = write!(me.s.out, "{v}");
+            push_int(&mut me.s.out, v.unsigned_abs() as u128, v < (0 as $t));
             me.s.out.push('\n');
             Ok(())
         }
     )*};
+}
+
+macro_rules! scalar_uint {
+    ($($f:ident: $t:ty),*) => {$(
+        fn $f(self, v: $t) -> Result<(), Error> {
+            let mut me = self;
+            me.scalar_prefix();
+            push_int(&mut me.s.out, v as u128, false);
+            me.s.out.push('\n');
+            Ok(())
+        }
+    )*};
+}
+
+/// Decimal text of an integer, as `Display` writes it, without `core::fmt` (ports and
+/// counts: a limits-scale document has a million of them).
+fn push_int(out: &mut String, v: u128, negative: bool) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    // 64-bit division where the value fits: 128-bit division is a library call.
+    match u64::try_from(v) {
+        Ok(mut v) => loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut v = v;
+            loop {
+                i -= 1;
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
 }
 
 impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
@@ -484,11 +548,18 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
     type SerializeStruct = MapEmit<'a, 'w>;
     type SerializeStructVariant = MapEmit<'a, 'w>;
 
-    scalar_display!(
-        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
-        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128
+    scalar_int!(
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128
     );
+    scalar_uint!(
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64,
+        serialize_u128: u128
+    );
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        self.plain(if v { "true" } else { "false" })
+    }
 
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.serialize_f64(v as f64)
@@ -555,6 +626,10 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
         // pods of one template) renders the same wherever it sits at the same place: render it
         // once per buffer and copy the text. Only while rendering to a buffer: a streaming
         // writer may hand part of the text to its sink mid-value.
+        if name == PLAIN {
+            self.s.verbatim = true;
+            return v.serialize(self);
+        }
         if name != SHARED || self.s.sink.is_some() {
             return v.serialize(self);
         }
@@ -801,6 +876,7 @@ fn key_text<K: Serialize + ?Sized>(k: &K) -> Result<String, Error> {
         scratch: String::new(),
         sink: None,
         shared: Default::default(),
+        verbatim: false,
     };
     k.serialize(Emit {
         s: &mut tmp,
@@ -897,6 +973,104 @@ mod tests {
             got,
             "clusterIps:\n- 10.96.0.10\n- fd00::a\n- \"::1\"\nipFamilyPolicy: PreferDualStack\nports:\n- port: 80\n  targetPort: 9376\nempty: []\nnone: null\nnested:\n  a:\n    b: c\n"
         );
+    }
+
+    #[test]
+    fn integers_and_booleans_as_display_writes_them() {
+        #[derive(serde::Serialize)]
+        struct Scalars {
+            a: i8,
+            b: i64,
+            c: u16,
+            d: u64,
+            e: i128,
+            f: u128,
+            g: bool,
+        }
+        for (a, b, c, d, e, f, g) in [
+            (0, 0, 0, 0, 0, 0, false),
+            (
+                i8::MIN,
+                i64::MIN,
+                u16::MAX,
+                u64::MAX,
+                i128::MIN,
+                u128::MAX,
+                true,
+            ),
+            (-1, -10, 10, 9, i128::MAX, u128::from(u64::MAX) + 1, true),
+        ] {
+            let got = to_string(&Scalars {
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+            })
+            .unwrap();
+            assert_eq!(
+                got,
+                format!("a: {a}\nb: {b}\nc: {c}\nd: {d}\ne: {e}\nf: {f}\ng: {g}\n")
+            );
+        }
+    }
+
+    /// Addresses skip the quoting check when their serializer knows they need none
+    /// (`state::PLAIN`): they must come out exactly as the check would have them.
+    #[test]
+    fn addresses_quoted_as_the_check_would() {
+        use knetsim_control::state::{IpList, PodStatus};
+        use std::net::IpAddr;
+        let mut ips: Vec<IpAddr> = [
+            "10.96.0.10",
+            "0.0.0.0",
+            "::",
+            "::1",
+            "fd00::",
+            "fd00::a",
+            "1:2:3:4:5:6:7:8",
+            "1::",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::1:2",
+            "1:2:3:4:5:6:7:a",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        // Addresses with few distinct digits, where the corner cases live.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut seg = [0u16; 8];
+            for (i, s) in seg.iter_mut().enumerate() {
+                *s = match (x >> (i * 3)) & 7 {
+                    0..=2 => 0,
+                    3 => 1,
+                    4 => 0xa,
+                    5 => 0x10,
+                    _ => (x >> 40) as u16,
+                };
+            }
+            ips.push(IpAddr::from(seg));
+            ips.push(IpAddr::from((x as u32).to_be_bytes()));
+        }
+        for ip in ips {
+            let status = PodStatus {
+                pod_ips: IpList::one(ip),
+                ..PodStatus::default()
+            };
+            let got = to_string(&status).unwrap();
+            let want = format!(
+                "phase: \"\"\npodIPs:\n- ip: {}\n",
+                render_str(&ip.to_string())
+            );
+            assert_eq!(got, want, "{ip}");
+        }
     }
 
     #[test]
