@@ -36,16 +36,33 @@ impl<'a> PodIndex<'a> {
         pods: &'a BTreeMap<NamespacedName, Pod>,
         selector_keys: &std::collections::BTreeSet<&str>,
     ) -> Self {
-        let mut by_label: FxHashMap<(&str, &str, &str), Vec<&Pod>> = FxHashMap::default();
-        // BTreeMap order makes every list sorted by (namespace, name).
-        for (key, pod) in pods {
-            for (k, v) in &pod.metadata.labels {
-                if selector_keys.contains(k.as_str()) {
-                    by_label
-                        .entry((key.namespace.as_str(), k.as_str(), v.as_str()))
-                        .or_default()
-                        .push(pod);
+        use rayon::prelude::*;
+        type Lists<'p> = FxHashMap<(&'p str, &'p str, &'p str), Vec<&'p Pod>>;
+        // BTreeMap order makes every list sorted by (namespace, name). The pods are indexed
+        // in runs, in parallel, and each run's lists appended in run order, which keeps them
+        // sorted.
+        let all: Vec<(&NamespacedName, &Pod)> = pods.iter().collect();
+        let runs: Vec<Lists<'a>> = all
+            .par_chunks(8192)
+            .map(|run| {
+                let mut lists: Lists<'a> = FxHashMap::default();
+                for &(key, pod) in run {
+                    for (k, v) in &pod.metadata.labels {
+                        if selector_keys.contains(k.as_str()) {
+                            lists
+                                .entry((key.namespace.as_str(), k.as_str(), v.as_str()))
+                                .or_default()
+                                .push(pod);
+                        }
+                    }
                 }
+                lists
+            })
+            .collect();
+        let mut by_label: Lists<'a> = FxHashMap::default();
+        for run in runs {
+            for (k, mut pods) in run {
+                by_label.entry(k).or_default().append(&mut pods);
             }
         }
         PodIndex { by_label }
@@ -115,10 +132,24 @@ pub fn reconcile(state: &mut ClusterState, seed: u64, api_version: &'static str)
             out
         })
         .collect();
-    state.endpoint_slices = per_service
+    let mut slices: Vec<Option<EndpointSlice>> =
+        Vec::with_capacity(per_service.iter().map(Vec::len).sum());
+    for s in per_service {
+        slices.extend(s.into_iter().map(Some));
+    }
+    // Slice names end in a random suffix, so the slices of one Service are not always in name
+    // order: sort their indices (a stable sort, which keeps the last of equal names last, as
+    // collecting into the map would), not the slices, then move each slice once.
+    fn key(s: &Option<EndpointSlice>) -> (&str, &str) {
+        let m = &s.as_ref().expect("not taken yet").metadata;
+        (m.namespace.as_deref().unwrap_or_default(), m.name.as_str())
+    }
+    let mut order: Vec<usize> = (0..slices.len()).collect();
+    order.sort_by(|&a, &b| key(&slices[a]).cmp(&key(&slices[b])));
+    state.endpoint_slices = order
         .into_iter()
-        .flatten()
-        .map(|s| {
+        .map(|i| {
+            let s = slices[i].take().expect("each slice is taken once");
             (
                 NamespacedName::new(
                     s.metadata.namespace.clone().unwrap_or_default(),

@@ -283,56 +283,55 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
     use rayon::prelude::*;
     let step = sim.step;
     let pod_host_ips = sim.version.at_least(29);
-    // Sorted by a copy of the creation index kept next to the reference: comparing through
-    // the references would fetch two pods from memory per comparison.
-    let mut todo: Vec<(u64, &mut crate::state::Pod)> = sim
-        .state
-        .pods
-        .values_mut()
-        .filter(|p| p.sim.admitted && p.status.pod_ips.is_empty() && p.status.phase == "Pending")
-        .map(|p| (p.sim.creation_index, p))
-        .collect();
-    if todo.is_empty() {
-        return;
-    }
-    todo.sort_unstable_by_key(|(seq, _)| *seq);
-    let todo = todo.into_iter().map(|(_, p)| p);
+    let waiting = |p: &crate::state::Pod| {
+        p.sim.admitted && p.status.pod_ips.is_empty() && p.status.phase == "Pending"
+    };
     let node_objs = &sim.state.nodes;
     let mut events: Vec<(u64, Event)> = match &mut sim.network {
         PodNetwork::HostLocal { kubenet, nodes } => {
             let kubenet = *kubenet;
-            // Pods per node, oldest first, next to that node's ranges (groups in name order,
-            // as the ranges are).
-            let mut group_of: crate::fxhash::FxHashMap<&str, usize> = Default::default();
-            let mut groups: Vec<(&str, &Node, Vec<&mut crate::state::Pod>)> = Vec::new();
-            for pod in todo {
-                let name = pod
-                    .spec
-                    .node_name
-                    .as_deref()
-                    .expect("admitted pods are bound");
-                let g = match group_of.get(name) {
-                    Some(&g) => g,
-                    None => {
-                        // A pod bound to a node that does not exist stays Pending: no kubelet
-                        // runs it.
-                        let Some((name, node)) = node_objs.get_key_value(name) else {
-                            continue;
-                        };
-                        groups.push((name.as_str(), node, Vec::new()));
-                        group_of.insert(name.as_str(), groups.len() - 1);
-                        groups.len() - 1
-                    }
-                };
-                groups[g].2.push(pod);
+            // Pods per node, oldest first, next to that node's ranges (nodes in name order,
+            // as the ranges are). What the grouping needs is read in one pass in the pods'
+            // memory order and kept next to each reference, so the sort touches no pod.
+            let index_of: crate::fxhash::FxHashMap<&str, u32> = node_objs
+                .keys()
+                .zip(0..)
+                .map(|(name, i)| (name.as_str(), i))
+                .collect();
+            let mut todo: Vec<(u32, u64, &mut crate::state::Pod)> = sim
+                .state
+                .pods
+                .values_mut()
+                .filter(|p| waiting(p))
+                .filter_map(|p| {
+                    let name = p
+                        .spec
+                        .node_name
+                        .as_deref()
+                        .expect("admitted pods are bound");
+                    // A pod bound to a node that does not exist stays Pending: no kubelet
+                    // runs it.
+                    let node = *index_of.get(name)?;
+                    Some((node, p.sim.creation_index, p))
+                })
+                .collect();
+            if todo.is_empty() {
+                return;
             }
-            groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            todo.sort_unstable_by_key(|(node, seq, _)| (*node, *seq));
+            let node_list: Vec<(&String, &Node)> = node_objs.iter().collect();
             let mut work: Vec<NodeWork<'_>> = Vec::new();
             let mut ranges = nodes.iter_mut().peekable();
-            for (name, node, pods) in groups {
-                while ranges.next_if(|(n, _)| n.as_str() < name).is_some() {}
-                let r = ranges.next_if(|(n, _)| n.as_str() == name).map(|(_, r)| r);
-                work.push((node, r, pods));
+            let mut current = u32::MAX;
+            for (node, _, pod) in todo {
+                if node != current {
+                    current = node;
+                    let (name, obj) = node_list[node as usize];
+                    while ranges.next_if(|(n, _)| n.as_str() < name).is_some() {}
+                    let r = ranges.next_if(|(n, _)| n.as_str() == name).map(|(_, r)| r);
+                    work.push((obj, r, Vec::new()));
+                }
+                work.last_mut().expect("a group was opened").2.push(pod);
             }
             work.into_par_iter()
                 .flat_map_iter(|(node, mut ranges, pods)| {
@@ -358,8 +357,18 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                 .collect()
         }
         network => {
+            // Sorted by a copy of the creation index kept next to the reference: comparing
+            // through the references would fetch two pods from memory per comparison.
+            let mut todo: Vec<(u64, &mut crate::state::Pod)> = sim
+                .state
+                .pods
+                .values_mut()
+                .filter(|p| waiting(p))
+                .map(|p| (p.sim.creation_index, p))
+                .collect();
+            todo.sort_unstable_by_key(|(seq, _)| *seq);
             let mut events = Vec::new();
-            for pod in todo {
+            for (_, pod) in todo {
                 let node_name = pod
                     .spec
                     .node_name

@@ -244,6 +244,11 @@ impl Batch {
                 .is_some_and(|i| is(i) || self.overflow.iter().any(is))
     }
 
+    fn reserve(&mut self, n: usize) {
+        self.orders.reserve(n);
+        self.names.reserve(n);
+    }
+
     fn push(&mut self, order: Order) {
         let id = u32::try_from(self.orders.len()).expect("fewer than 2^32 pods");
         match self.names.entry(name_hash(&order.key)) {
@@ -314,6 +319,16 @@ fn reconcile_into(sim: &mut Sim<'_>, batch: &mut Batch) {
     // The records are read while the controllers change the rest of the simulation; they are
     // put back below.
     let items = std::mem::take(&mut sim.workloads.items);
+    // Room for the pods the controllers may create (bounded: `replicas` is user input), so
+    // that the orders and the name index do not grow, and move, as they fill.
+    let wanted: u64 = items
+        .iter()
+        .map(|((kind, _), rec)| match kind {
+            WorkloadKind::DaemonSet => sim.nodes.len() as u64,
+            _ => rec.replicas,
+        })
+        .fold(0, u64::saturating_add);
+    batch.reserve(usize::try_from(wanted.min(1 << 20)).unwrap_or(0));
     let mut wanted_owners = std::collections::BTreeSet::new();
     for ((kind, key), rec) in &items {
         let (owner_kind, owner_name) = owner(*kind, &key.name, &rec.template_hash);

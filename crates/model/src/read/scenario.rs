@@ -933,7 +933,12 @@ fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) 
             objs
         })
         .collect();
-    out.extend(copies.into_iter().flatten());
+    // Room for every copy first: objects are large, and growing the list as it fills would
+    // move each of them several times.
+    out.reserve(copies.iter().map(Vec::len).sum());
+    for c in copies {
+        out.extend(c);
+    }
 }
 
 /// The loader of the contexts that read generated copies: a template cannot include files.
