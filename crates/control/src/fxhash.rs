@@ -6,6 +6,9 @@
 /// A `HashMap` with [`FxHasher`].
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
+/// A `HashSet` with [`FxHasher`].
+pub type FxHashSet<T> = std::collections::HashSet<T, FxBuild>;
+
 /// Builds [`FxHasher`]s.
 pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 

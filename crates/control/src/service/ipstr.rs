@@ -5,7 +5,7 @@
 //! (read as decimal), and which returns IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as IPv4
 //! addresses, so that `IsIPv6String` is false for them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use knetsim_ipam::Family;
 
@@ -18,20 +18,18 @@ pub fn parse_ip_sloppy(s: &str) -> Option<IpAddr> {
         return None;
     }
     // Go accepts an embedded dotted quad with leading zeros too; rewrite it before parsing.
-    let candidate = match s.rfind(':') {
+    // (Only then: every Service's addresses are parsed several times on create.)
+    let v6 = match s.rfind(':') {
         Some(idx) if s[idx + 1..].contains('.') => {
             let v4 = parse_ipv4_sloppy(&s[idx + 1..])?;
-            format!("{}{}", &s[..=idx], v4)
+            format!("{}{}", &s[..=idx], v4).parse::<Ipv6Addr>().ok()?
         }
-        _ => s.to_string(),
+        _ => s.parse::<Ipv6Addr>().ok()?,
     };
-    match candidate.parse::<IpAddr>().ok()? {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Some(IpAddr::V4(v4)),
-            None => Some(IpAddr::V6(v6)),
-        },
-        v4 @ IpAddr::V4(_) => Some(v4),
-    }
+    Some(match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    })
 }
 
 /// Four decimal octets, each 0..=255, leading zeros allowed (at most 3 digits, as in Go).

@@ -181,7 +181,7 @@ pub struct ServiceApi {
     cluster: ClusterFamilies,
     ip_allocs: BTreeMap<Family, ServiceIpAllocator>,
     node_ports: NodePortAllocator,
-    existing: BTreeSet<(String, String)>,
+    existing: crate::fxhash::FxHashSet<(String, String)>,
     kubernetes: Option<state::Service>,
 }
 
@@ -242,7 +242,7 @@ impl ServiceApi {
             cluster: ClusterFamilies { families },
             ip_allocs,
             node_ports,
-            existing: BTreeSet::new(),
+            existing: Default::default(),
             kubernetes: None,
         })
     }

@@ -235,16 +235,16 @@ pub fn cluster_ips_related(svc: &Svc) -> Vec<FieldError> {
 
     let mut seen = BTreeSet::new();
     for (i, fam) in svc.ip_families.iter().enumerate() {
-        let path = format!("spec.ipFamilies[{i}]");
+        let path = || format!("spec.ipFamilies[{i}]");
         if Family::parse(fam).is_none() {
             errs.push(FieldError::not_supported(
-                &path,
+                path(),
                 BadValue::Str(fam.clone()),
                 &["IPv4", "IPv6"],
             ));
         }
-        if !seen.insert(fam.clone()) {
-            errs.push(FieldError::duplicate(&path, BadValue::Str(fam.clone())));
+        if !seen.insert(fam.as_str()) {
+            errs.push(FieldError::duplicate(path(), BadValue::Str(fam.clone())));
         }
     }
 

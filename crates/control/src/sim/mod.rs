@@ -71,7 +71,7 @@ pub(crate) struct Sim<'a> {
     /// Per node: registration index, max pods, pods bound.
     pub(crate) nodes: BTreeMap<String, NodeInfo>,
     next_node_index: usize,
-    workloads: Workloads,
+    workloads: Workloads<'a>,
     /// The manifest last applied for each Service, for kubectl apply's three-way merge: the
     /// scenario's own object (the scenario outlives the simulation), not a copy.
     last_applied: BTreeMap<NamespacedName, &'a objects::Service>,
@@ -643,7 +643,7 @@ impl<'a> Sim<'a> {
                 if self.namespace_missing(&ns, obj) {
                     return;
                 }
-                self.workloads.apply(ns, w.clone());
+                self.workloads.apply(ns, w);
             }
             Object::Other { .. } => {}
         }

@@ -15,14 +15,14 @@ use crate::state::{
 
 /// The workloads that exist, by kind and namespaced name.
 #[derive(Debug, Default)]
-pub(crate) struct Workloads {
-    /// Boxed: a workload's record is large, and inserting into a map shifts its neighbours.
-    items: BTreeMap<(WorkloadKind, NamespacedName), Box<Record>>,
+pub(crate) struct Workloads<'a> {
+    items: BTreeMap<(WorkloadKind, NamespacedName), Record<'a>>,
 }
 
 #[derive(Debug)]
-struct Record {
-    spec: Workload,
+struct Record<'a> {
+    /// The manifest as applied: the scenario's own object (it outlives the simulation).
+    spec: &'a Workload,
     /// Desired replicas (`spec.replicas`, default 1; ignored for DaemonSets).
     replicas: u64,
     /// Deployments: the pod-template-hash of the current ReplicaSet.
@@ -41,42 +41,44 @@ fn kind_of(s: &str) -> Option<WorkloadKind> {
 
 /// A canonical text of the template fields knetsim models, for the pod-template-hash.
 fn canonical_template(w: &Workload) -> String {
+    use std::fmt::Write as _;
     let mut s = String::new();
     for (k, v) in &w.template_labels {
-        s.push_str(&format!("label {k}={v};"));
+        let _ = write!(s, "label {k}={v};");
     }
-    s.push_str(&format!("hostNetwork={};", w.template.host_network));
+    let _ = write!(s, "hostNetwork={};", w.template.host_network);
     for (k, v) in &w.template.node_selector {
-        s.push_str(&format!("nodeSelector {k}={v};"));
+        let _ = write!(s, "nodeSelector {k}={v};");
     }
     for c in &w.template.containers {
-        s.push_str(&format!("container {};", c.name));
+        let _ = write!(s, "container {};", c.name);
         for p in &c.ports {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "port {:?} {} {:?};",
                 p.name, p.container_port, p.protocol
-            ));
+            );
         }
     }
     s
 }
 
-impl Workloads {
-    pub fn apply(&mut self, ns: String, w: Workload) {
+impl<'a> Workloads<'a> {
+    pub fn apply(&mut self, ns: String, w: &'a Workload) {
         let key = (w.kind, NamespacedName::new(ns, w.meta.name.value.clone()));
         let replicas = w
             .replicas
             .as_ref()
             .map(|r| r.value.max(0) as u64)
             .unwrap_or(1);
-        let template_hash = names::pod_template_hash(&canonical_template(&w));
+        let template_hash = names::pod_template_hash(&canonical_template(w));
         self.items.insert(
             key,
-            Box::new(Record {
+            Record {
                 spec: w,
                 replicas,
                 template_hash,
-            }),
+            },
         );
     }
 
@@ -169,8 +171,8 @@ pub(crate) fn pod_from_spec(
 /// built in parallel and merged into the pod map in one bulk operation, which costs far less
 /// than 150,000 separate inserts into a name-ordered map.
 #[derive(Default)]
-struct Batch {
-    orders: Vec<Order>,
+struct Batch<'a> {
+    orders: Vec<Order<'a>>,
     /// The first order with each name hash, for the generated-name collision check without
     /// a second copy of every name; `overflow` holds the (rare) orders whose name hash an
     /// earlier order already had.
@@ -204,37 +206,37 @@ fn name_hash(key: &NamespacedName) -> u64 {
 }
 
 /// One pod to create: its name, the template it comes from, and (DaemonSets) its node.
-struct Order {
+struct Order<'a> {
     key: NamespacedName,
-    template: std::sync::Arc<Template>,
+    template: std::sync::Arc<Template<'a>>,
     labels: Option<Labels>,
     node: Option<String>,
 }
 
 /// What every pod of one workload shares.
-struct Template {
+struct Template<'a> {
     labels: Labels,
-    spec: objects::PodSpec,
+    spec: &'a objects::PodSpec,
     containers: Shared<Vec<Container>>,
     owner_references: Shared<Vec<OwnerReference>>,
 }
 
-impl Template {
+impl<'a> Template<'a> {
     fn new(
         labels: BTreeMap<String, String>,
-        spec: &objects::PodSpec,
+        spec: &'a objects::PodSpec,
         owner_references: Vec<OwnerReference>,
-    ) -> std::sync::Arc<Template> {
+    ) -> std::sync::Arc<Template<'a>> {
         std::sync::Arc::new(Template {
             labels: labels.into(),
             containers: containers_of(spec),
-            spec: spec.clone(),
+            spec,
             owner_references: owner_references.into(),
         })
     }
 }
 
-impl Batch {
+impl<'a> Batch<'a> {
     fn taken(&self, sim: &Sim<'_>, key: &NamespacedName) -> bool {
         let is = |i: &u32| self.orders[*i as usize].key == *key;
         sim.state.pods.contains_key(key)
@@ -249,7 +251,7 @@ impl Batch {
         self.names.reserve(n);
     }
 
-    fn push(&mut self, order: Order) {
+    fn push(&mut self, order: Order<'a>) {
         let id = u32::try_from(self.orders.len()).expect("fewer than 2^32 pods");
         match self.names.entry(name_hash(&order.key)) {
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -279,7 +281,7 @@ impl Batch {
                 let mut pod = pod_from_spec(
                     &o.key,
                     labels,
-                    &o.template.spec,
+                    o.template.spec,
                     o.template.containers.clone(),
                     o.template.owner_references.clone(),
                 );
@@ -305,7 +307,7 @@ pub(crate) fn reconcile(sim: &mut Sim<'_>) {
     batch.flush(sim);
 }
 
-fn reconcile_into(sim: &mut Sim<'_>, batch: &mut Batch) {
+fn reconcile_into<'a>(sim: &mut Sim<'a>, batch: &mut Batch<'a>) {
     // Group existing pods by their controlling owner.
     let mut owned: BTreeMap<(String, String, String), Vec<NamespacedName>> = BTreeMap::new();
     for (key, pod) in &sim.state.pods {
@@ -379,10 +381,10 @@ fn owner_ref(kind: &str, name: &str) -> Vec<OwnerReference> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn reconcile_replicas(
-    sim: &mut Sim<'_>,
-    batch: &mut Batch,
-    rec: &Record,
+fn reconcile_replicas<'a>(
+    sim: &mut Sim<'a>,
+    batch: &mut Batch<'a>,
+    rec: &Record<'a>,
     kind: WorkloadKind,
     key: &NamespacedName,
     owner_kind: &str,
@@ -433,10 +435,10 @@ fn reconcile_replicas(
     }
 }
 
-fn reconcile_statefulset(
-    sim: &mut Sim<'_>,
-    batch: &mut Batch,
-    rec: &Record,
+fn reconcile_statefulset<'a>(
+    sim: &mut Sim<'a>,
+    batch: &mut Batch<'a>,
+    rec: &Record<'a>,
     key: &NamespacedName,
     pods: &mut [NamespacedName],
 ) {
@@ -483,10 +485,10 @@ fn ordinal(pod: &str, set: &str) -> Option<u64> {
     pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
 }
 
-fn reconcile_daemonset(
-    sim: &mut Sim<'_>,
-    batch: &mut Batch,
-    rec: &Record,
+fn reconcile_daemonset<'a>(
+    sim: &mut Sim<'a>,
+    batch: &mut Batch<'a>,
+    rec: &Record<'a>,
     key: &NamespacedName,
     owner_name: String,
     pods: &mut [NamespacedName],
