@@ -103,44 +103,80 @@ pub fn write_root_seq_par<T: Serialize + Sync>(
     head.push_str(":\n");
     w.write_all(head.as_bytes()).map_err(io)?;
     // Each batch is rendered while the one before it is written: the write (a copy into the
-    // page cache, or a pipe) then costs no wall time. Chunk buffers start at the size the
-    // previous batch's chunks ended with, so they rarely grow (each growth is a copy).
+    // page cache, or a pipe) then costs no wall time. Two sets of buffers take turns, so
+    // after the first batches no buffer grows (each growth is a copy) and no fresh memory is
+    // faulted in.
+    let mut rendering: Vec<Slot> = std::iter::repeat_with(Slot::default)
+        .take(BATCH / CHUNK)
+        .collect();
+    let mut writing: Vec<Slot> = std::iter::repeat_with(Slot::default)
+        .take(BATCH / CHUNK)
+        .collect();
     let mut per_item = 512usize;
-    let mut pending: Option<Vec<String>> = None;
+    // How many of `writing`'s buffers hold the previous batch.
+    let mut pending = 0;
     for batch in items.chunks(BATCH) {
-        let render = || -> Result<Vec<String>, Error> {
+        let render = |slots: &mut [Slot]| -> Result<(), Error> {
             batch
                 .par_chunks(CHUNK)
-                .map(|c| to_string_sized(c, c.len() * per_item + per_item))
-                .collect()
+                .zip(slots.par_iter_mut())
+                .try_for_each(|(c, slot)| slot.render(c, c.len() * per_item + per_item))
         };
-        let (texts, written) = match pending.take() {
-            Some(prev) => {
-                // The sink stays on this thread (stdout's lock cannot move); the rendering
-                // goes to the pool.
-                let mut texts = None;
-                let written = rayon::in_place_scope(|sc| {
-                    sc.spawn(|_| texts = Some(render()));
-                    write_all(w, &prev)
-                });
-                (texts.expect("the scope ran the rendering"), written)
-            }
-            None => (render(), Ok(())),
+        let (rendered, written) = if pending > 0 {
+            // The sink stays on this thread (stdout's lock cannot move); the rendering goes
+            // to the pool.
+            let mut rendered = None;
+            let written = rayon::in_place_scope(|sc| {
+                sc.spawn(|_| rendered = Some(render(&mut rendering)));
+                write_slots(w, &writing[..pending])
+            });
+            (rendered.expect("the scope ran the rendering"), written)
+        } else {
+            (render(&mut rendering), Ok(()))
         };
         written.map_err(io)?;
-        let texts = texts?;
-        let bytes: usize = texts.iter().map(String::len).sum();
+        rendered?;
+        pending = batch.len().div_ceil(CHUNK);
+        let bytes: usize = rendering[..pending].iter().map(|s| s.out.len()).sum();
         per_item = per_item.max(bytes / batch.len() + bytes / batch.len() / 8);
-        pending = Some(texts);
+        std::mem::swap(&mut rendering, &mut writing);
     }
-    if let Some(prev) = pending {
-        write_all(w, &prev).map_err(io)?;
-    }
-    Ok(())
+    write_slots(w, &writing[..pending]).map_err(io)
 }
 
-fn write_all(w: &mut dyn std::io::Write, texts: &[String]) -> std::io::Result<()> {
-    texts.iter().try_for_each(|t| w.write_all(t.as_bytes()))
+/// A buffer the items of one chunk are rendered into, with the chunk's cache of shared
+/// values ([`SHARED`]); both are cleared, not freed, between chunks.
+#[derive(Default)]
+struct Slot {
+    out: String,
+    shared: knetsim_control::fxhash::FxHashMap<(usize, Ctx), String>,
+}
+
+impl Slot {
+    /// Renders `items` as a root-level sequence's items, into a buffer of at least `capacity`.
+    fn render<T: Serialize>(&mut self, items: &[&T], capacity: usize) -> Result<(), Error> {
+        self.out.clear();
+        self.out.reserve(capacity);
+        self.shared.clear();
+        let mut ser = Ser {
+            out: std::mem::take(&mut self.out),
+            scratch: String::new(),
+            sink: None,
+            shared: std::mem::take(&mut self.shared),
+            verbatim: false,
+        };
+        let result = items.serialize(Emit {
+            s: &mut ser,
+            ctx: Ctx::Root,
+        });
+        self.out = ser.out;
+        self.shared = ser.shared;
+        result
+    }
+}
+
+fn write_slots(w: &mut dyn std::io::Write, slots: &[Slot]) -> std::io::Result<()> {
+    slots.iter().try_for_each(|s| w.write_all(s.out.as_bytes()))
 }
 
 #[derive(Debug)]
