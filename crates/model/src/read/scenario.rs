@@ -924,11 +924,14 @@ fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) 
         return;
     }
     let version = cx.version;
+    // One list per copy (an indexed collect, so the lists land in place): objects are large,
+    // and one list gathering a run of copies would move them as it grows.
     let copies: Vec<Vec<Object>> = (start + 1..=last)
         .into_par_iter()
-        .fold(Vec::new, |mut objs, i| {
+        .map(|i| {
             let mut local = Ctx::new(&NO_FILES);
             local.version = version;
+            let mut objs = Vec::with_capacity(1);
             objects::read_document(&mut local, &substitute(object, i), &mut objs);
             objs
         })

@@ -288,7 +288,9 @@ impl<'a> MapReader<'a> {
             node,
             entries,
             used: vec![false; entries.len()],
-            known: Vec::new(),
+            // Readers ask for a dozen keys or so: one allocation, not a growth per few keys
+            // (a limits-scale scenario reads a hundred thousand maps).
+            known: Vec::with_capacity(16),
         })
     }
 
