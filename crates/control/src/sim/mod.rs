@@ -1037,14 +1037,25 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+        // Pods with an address of each family, counted in one parallel pass.
+        let with_ip = {
+            use rayon::prelude::*;
+            self.state
+                .pods
+                .par_iter()
+                .filter(|(_, p)| !p.spec.host_network)
+                .map(|(_, p)| {
+                    let has = |fam| usize::from(p.ip_of(fam).is_some());
+                    (has(Family::IPv4), has(Family::IPv6))
+                })
+                .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        };
         for fam in [Family::IPv4, Family::IPv6] {
             if let Some(per_node) = self.network.per_node_capacity(fam, &self.state) {
-                let used = self
-                    .state
-                    .pods
-                    .values()
-                    .filter(|p| !p.spec.host_network && p.ip_of(fam).is_some())
-                    .count();
+                let used = match fam {
+                    Family::IPv4 => with_ip.0,
+                    Family::IPv6 => with_ip.1,
+                };
                 out.entry(fam).or_default().pod_ips = Some(PodIpUsage {
                     per_node,
                     used: used as u128,
