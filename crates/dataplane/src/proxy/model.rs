@@ -153,22 +153,34 @@ impl Clone for FamilyModel {
     }
 }
 
-/// A 16-character base32 hash, as iptables chain names carry it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hash16([u8; 16]);
+/// The length of the base32 hashes iptables chain names carry.
+const IPT_HASH_LEN: usize = 16;
 
-impl Hash16 {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("base32 is ASCII")
+/// iptables mode's names: `portProtoHash` per service port and the `KUBE-SEP-` hash per
+/// endpoint (in the model-wide endpoint numbering), each 16 characters, one after another in
+/// one string per kind (so that reading one is slicing, with no check and no pointer to
+/// follow).
+#[derive(Debug)]
+pub struct IptNames {
+    ports: String,
+    endpoints: String,
+}
+
+impl IptNames {
+    fn with_capacity(ports: usize, endpoints: usize) -> IptNames {
+        IptNames {
+            ports: String::with_capacity(ports * IPT_HASH_LEN),
+            endpoints: String::with_capacity(endpoints * IPT_HASH_LEN),
+        }
     }
 }
 
-/// iptables mode's names: `portProtoHash` per service port and the `KUBE-SEP-` hash per
-/// endpoint (in the model-wide endpoint numbering).
-#[derive(Debug)]
-pub struct IptNames {
-    pub ports: Vec<Hash16>,
-    pub endpoints: Vec<Hash16>,
+fn nth_hash(s: &str, k: usize) -> &str {
+    &s[k * IPT_HASH_LEN..(k + 1) * IPT_HASH_LEN]
+}
+
+fn push_hash(out: &mut String, h: &[u8; IPT_HASH_LEN]) {
+    out.push_str(std::str::from_utf8(h).expect("base32 is ASCII"));
 }
 
 /// nftables mode's chain name bases per service port and per endpoint, all in one string
@@ -210,33 +222,31 @@ impl FamilyModel {
                 .ports
                 .par_chunks(256)
                 .map(|chunk| {
-                    let mut names = IptNames {
-                        ports: Vec::with_capacity(chunk.len()),
-                        endpoints: Vec::new(),
-                    };
+                    let n_eps = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+                    let mut names = IptNames::with_capacity(chunk.len(), n_eps);
                     for sp in chunk {
                         for j in 0..sp.endpoints.len() as u32 {
-                            names.endpoints.push(Hash16(names::endpoint_hash(
-                                &sp.name,
-                                sp.proto.as_str(),
-                                sp.endpoint_addr(j),
-                            )));
+                            push_hash(
+                                &mut names.endpoints,
+                                &names::endpoint_hash(
+                                    &sp.name,
+                                    sp.proto.as_str(),
+                                    sp.endpoint_addr(j),
+                                ),
+                            );
                         }
-                        names.ports.push(Hash16(names::port_proto_hash16(
-                            &sp.name,
-                            sp.proto.as_str(),
-                        )));
+                        push_hash(
+                            &mut names.ports,
+                            &names::port_proto_hash16(&sp.name, sp.proto.as_str()),
+                        );
                     }
                     names
                 })
                 .collect();
-            let mut all = IptNames {
-                ports: Vec::with_capacity(self.ports.len()),
-                endpoints: Vec::with_capacity(self.total_endpoints),
-            };
+            let mut all = IptNames::with_capacity(self.ports.len(), self.total_endpoints);
             for p in parts {
-                all.ports.extend(p.ports);
-                all.endpoints.extend(p.endpoints);
+                all.ports.push_str(&p.ports);
+                all.endpoints.push_str(&p.endpoints);
             }
             all
         })
@@ -306,13 +316,13 @@ impl FamilyModel {
 
     /// The 16-character `portProtoHash` of service port `i`.
     pub fn ipt_port_hash(&self, i: u32) -> &str {
-        self.ipt_names().ports[i as usize].as_str()
+        nth_hash(&self.ipt_names().ports, i as usize)
     }
 
     /// The 16-character hash of endpoint `j` of service port `i` (`KUBE-SEP-<hash>`).
     pub fn ipt_endpoint_hash(&self, i: u32, j: u32) -> &str {
         let k = self.ports[i as usize].first_endpoint + j;
-        self.ipt_names().endpoints[k as usize].as_str()
+        nth_hash(&self.ipt_names().endpoints, k as usize)
     }
 
     /// The nftables chain base of service port `i` (`HASH-ns/name/proto/port`).
