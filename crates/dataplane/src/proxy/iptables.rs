@@ -545,6 +545,15 @@ impl IptTable {
             .map(|&i| self.view(&self.rules[i as usize]))
     }
 
+    /// Makes room for the nat rules of `ports` service ports with `endpoints` endpoints in
+    /// all: most service ports write a few rules of a few arguments each, plus three rules
+    /// and a chain per endpoint. Growing the vectors instead would copy them over and over.
+    fn reserve_services(&mut self, ports: usize, endpoints: usize) {
+        self.rules.reserve(64 + ports * 4 + endpoints * 3);
+        self.args.reserve(64 + ports * 8 + endpoints * 4);
+        self.chains.reserve(8 + ports * 2 + endpoints);
+    }
+
     /// Number of `-A` rules (kube-proxy's `sync_proxy_rules_iptables_total` counts these).
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -601,13 +610,7 @@ fn cm(s: &'static str) -> Arg {
 /// Builds the rules of one node and family.
 pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
     let (mut filter, mut nat) = preamble(ctx);
-    // Most services write about a dozen rules of a few arguments each.
-    nat.rules
-        .reserve(64 + model.ports.len() * 4 + model.total_endpoints * 3);
-    nat.args
-        .reserve(64 + model.ports.len() * 8 + model.total_endpoints * 4);
-    nat.chains
-        .reserve(8 + model.ports.len() * 2 + model.total_endpoints);
+    nat.reserve_services(model.ports.len(), model.total_endpoints);
     write_services(&mut filter, &mut nat, model, ctx, 0..model.ports.len());
     postamble(&mut filter, &mut nat, ctx);
     IptablesRules {
@@ -1309,8 +1312,14 @@ pub fn render_node(
     let runs: Vec<[TextPart; 2]> = (0..n.div_ceil(RUN))
         .into_par_iter()
         .map(|k| {
+            let run = k * RUN..((k + 1) * RUN).min(n);
+            let endpoints = model.ports[run.clone()]
+                .iter()
+                .map(|p| p.endpoints.len())
+                .sum();
             let (mut f, mut t) = (filter_table(), nat_table());
-            write_services(&mut f, &mut t, model, ctx, k * RUN..((k + 1) * RUN).min(n));
+            t.reserve_services(run.len(), endpoints);
+            write_services(&mut f, &mut t, model, ctx, run);
             [render_part(&f, m), render_part(&t, m)]
         })
         .collect();
