@@ -418,22 +418,31 @@ pub fn build_models(
     lb_ingress: LbIngress<'_>,
 ) -> [FamilyModel; 2] {
     use rayon::prelude::*;
-    // Slices by owning Service and family, once: looking them up per service port would be
-    // quadratic in a namespace with thousands of Services.
-    let mut slices: crate::fasthash::FastMap<(&str, &str), Slices<'_>> = Default::default();
-    for (nn, slice) in &state.endpoint_slices {
-        let f = fam_index(slice.address_type);
-        if !wanted[f] {
-            continue;
-        }
-        if let Some(svc) = slice.service_name() {
-            slices.entry((nn.namespace.as_str(), svc)).or_default()[f].push(slice);
-        }
-    }
+    // Every slice of a wanted family with the Service that owns it, ordered like the
+    // Services, so that each chunk of Services finds its slices by walking alongside them.
+    // The owner is a label lookup per slice, done in parallel; the sort is stable, so a
+    // Service's slices stay in name order (which decides which duplicate endpoint wins).
+    let mut owned: Vec<OwnedSlice<'_>> = state
+        .endpoint_slices
+        .par_iter()
+        .filter_map(|(nn, slice)| {
+            let family = fam_index(slice.address_type);
+            if !wanted[family] {
+                return None;
+            }
+            Some(OwnedSlice {
+                namespace: &nn.namespace,
+                service: slice.service_name()?,
+                family,
+                slice,
+            })
+        })
+        .collect();
+    owned.par_sort_by(|a, b| a.owner().cmp(&b.owner()));
     let services: Vec<(&NamespacedName, &Service)> = state.services.iter().collect();
     let chunks: Vec<Chunk> = services
         .par_chunks(256)
-        .map(|chunk| model_chunk(chunk, &slices, wanted, lb_ingress))
+        .map(|chunk| model_chunk(chunk, &owned, wanted, lb_ingress))
         .collect();
     let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
     let mut total_endpoints = [0usize; 2];
@@ -454,7 +463,20 @@ pub fn build_models(
     ]
 }
 
-type Slices<'a> = [Vec<&'a EndpointSlice>; 2];
+/// An EndpointSlice with the Service that owns it (its `kubernetes.io/service-name` label).
+struct OwnedSlice<'a> {
+    namespace: &'a str,
+    service: &'a str,
+    family: usize,
+    slice: &'a EndpointSlice,
+}
+
+impl<'a> OwnedSlice<'a> {
+    /// The owning Service, ordered as `NamespacedName` orders Services.
+    fn owner(&self) -> (&'a str, &'a str) {
+        (self.namespace, self.service)
+    }
+}
 
 /// The service ports of a run of Services, per family.
 struct Chunk {
@@ -464,7 +486,7 @@ struct Chunk {
 
 fn model_chunk(
     services: &[(&NamespacedName, &Service)],
-    slices: &crate::fasthash::FastMap<(&str, &str), Slices<'_>>,
+    owned: &[OwnedSlice<'_>],
     wanted: [bool; 2],
     lb_ingress: LbIngress<'_>,
 ) -> Chunk {
@@ -474,8 +496,25 @@ fn model_chunk(
     let mut nodes = NodeNames::default();
     let mut scratch = Vec::new();
     let mut texts = String::new();
-    let no_slices: Slices<'_> = [Vec::new(), Vec::new()];
+    // The slices of the Services before this chunk's are skipped; from there the slices and
+    // the Services are walked together (both in namespace/name order).
+    let mut next = match services.first() {
+        Some((nn, _)) => {
+            owned.partition_point(|o| o.owner() < (nn.namespace.as_str(), nn.name.as_str()))
+        }
+        None => 0,
+    };
     for &(nn, svc) in services {
+        let key = (nn.namespace.as_str(), nn.name.as_str());
+        // Slices naming a Service that does not exist belong to no one.
+        while next < owned.len() && owned[next].owner() < key {
+            next += 1;
+        }
+        let first = next;
+        while next < owned.len() && owned[next].owner() == key {
+            next += 1;
+        }
+        let svc_slices = &owned[first..next];
         // ShouldSkipService: headless and ExternalName Services get no rules.
         if svc.spec.type_ == "ExternalName" || svc.spec.is_headless() {
             continue;
@@ -517,9 +556,6 @@ fn model_chunk(
         } else {
             0
         };
-        let svc_slices = slices
-            .get(&(nn.namespace.as_str(), nn.name.as_str()))
-            .unwrap_or(&no_slices);
         for sp in &svc.spec.ports {
             let Some(proto) = Proto::parse(&sp.protocol) else {
                 continue;
@@ -540,7 +576,7 @@ fn model_chunk(
                     continue;
                 };
                 let (endpoints, ep_texts) = collect_endpoints(
-                    &svc_slices[f],
+                    svc_slices.iter().filter(|o| o.family == f).map(|o| o.slice),
                     port_name,
                     proto,
                     &mut nodes,
@@ -633,7 +669,7 @@ struct Seen<'a> {
 /// endpoint wins over a terminating one), sorted by `ip:port` text.
 // kube-proxy: pkg/proxy/endpointslicecache.go addEndpoints, endpointsMapFromEndpointInfo
 fn collect_endpoints<'a>(
-    slices: &[&'a EndpointSlice],
+    slices: impl Iterator<Item = &'a EndpointSlice>,
     port_name: &str,
     proto: Proto,
     nodes: &mut NodeNames<'a>,
