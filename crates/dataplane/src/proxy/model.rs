@@ -359,15 +359,31 @@ fn external_policy_local(svc: &Service) -> bool {
         && is_local_policy(&svc.spec.external_traffic_policy)
 }
 
-/// One shared string per node name, so that endpoints do not each own a copy.
-#[derive(Default)]
+/// The cluster's node names, one shared string each, made once for every chunk of Services.
+type KnownNodes<'a> = crate::fasthash::FastMap<&'a str, Arc<str>>;
+
+/// One shared string per node name, so that endpoints do not each own a copy. The cluster's
+/// nodes are looked up in [`KnownNodes`], shared by every chunk (a chunk's endpoints are on
+/// nodes all over the cluster, so interning per chunk made a string for nearly every
+/// endpoint); a name that is none of the cluster's nodes is interned per chunk.
 struct NodeNames<'a> {
-    names: crate::fasthash::FastMap<&'a str, Arc<str>>,
+    known: &'a KnownNodes<'a>,
+    other: crate::fasthash::FastMap<&'a str, Arc<str>>,
 }
 
 impl<'a> NodeNames<'a> {
+    fn new(known: &'a KnownNodes<'a>) -> Self {
+        NodeNames {
+            known,
+            other: Default::default(),
+        }
+    }
+
     fn get(&mut self, name: &'a str) -> Arc<str> {
-        self.names
+        if let Some(n) = self.known.get(name) {
+            return n.clone();
+        }
+        self.other
             .entry(name)
             .or_insert_with(|| Arc::from(name))
             .clone()
@@ -439,10 +455,15 @@ pub fn build_models(
         })
         .collect();
     owned.par_sort_by(|a, b| a.owner().cmp(&b.owner()));
+    let known: KnownNodes<'_> = state
+        .nodes
+        .keys()
+        .map(|n| (n.as_str(), Arc::from(n.as_str())))
+        .collect();
     let services: Vec<(&NamespacedName, &Service)> = state.services.iter().collect();
     let chunks: Vec<Chunk> = services
         .par_chunks(256)
-        .map(|chunk| model_chunk(chunk, &owned, wanted, lb_ingress))
+        .map(|chunk| model_chunk(chunk, &owned, &known, wanted, lb_ingress))
         .collect();
     let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
     let mut total_endpoints = [0usize; 2];
@@ -487,13 +508,14 @@ struct Chunk {
 fn model_chunk(
     services: &[(&NamespacedName, &Service)],
     owned: &[OwnedSlice<'_>],
+    known: &KnownNodes<'_>,
     wanted: [bool; 2],
     lb_ingress: LbIngress<'_>,
 ) -> Chunk {
     let families = [Family::IPv4, Family::IPv6];
     let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
     let mut total_endpoints = [0usize; 2];
-    let mut nodes = NodeNames::default();
+    let mut nodes = NodeNames::new(known);
     let mut scratch = Vec::new();
     let mut texts = String::new();
     // The slices of the Services before this chunk's are skipped; from there the slices and
