@@ -183,6 +183,28 @@ pub fn push_hash_and_truncate(out: &mut String, name: &str) {
     }
 }
 
+/// Appends the name [`nft_service_base`] hashes: `ns/name/proto/port`.
+pub fn push_nft_port_name(
+    out: &mut String,
+    namespace: &str,
+    name: &str,
+    protocol: &str,
+    port_name: &str,
+) {
+    for part in [namespace, "/", name, "/", protocol, "/", port_name] {
+        out.push_str(part);
+    }
+}
+
+/// Appends what an endpoint's name adds to its port's ([`push_nft_port_name`]):
+/// `__ip/port`, with IPv6 colons as dots.
+pub fn push_nft_endpoint_part(out: &mut String, ip: std::net::IpAddr, port: u16) {
+    out.push_str("__");
+    crate::proxy::text::push_ip_dotted(out, ip);
+    out.push('/');
+    crate::proxy::text::push_u32(out, port.into());
+}
+
 /// Writes the name [`nft_endpoint_base`] hashes (`ns/name/proto/port__ip/port`, IPv6 colons as
 /// dots) into `out`, replacing its content.
 pub fn nft_endpoint_name_into(
@@ -195,9 +217,8 @@ pub fn nft_endpoint_name_into(
     port: u16,
 ) {
     out.clear();
-    for part in [namespace, "/", name, "/", protocol, "/", port_name, "__"] {
-        out.push_str(part);
-    }
+    push_nft_port_name(out, namespace, name, protocol, port_name);
+    out.push_str("__");
     out.extend(ip.chars().map(|c| if c == ':' { '.' } else { c }));
     out.push('/');
     crate::proxy::text::push_u32(out, port.into());

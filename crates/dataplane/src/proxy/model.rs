@@ -156,23 +156,26 @@ impl Clone for FamilyModel {
 /// The length of the base32 hashes iptables chain names carry.
 const IPT_HASH_LEN: usize = 16;
 
-/// iptables mode's names: `portProtoHash` per service port and the `KUBE-SEP-` hash per
-/// endpoint (in the model-wide endpoint numbering), each 16 characters, one after another in
-/// one string per kind (so that reading one is slicing, with no check and no pointer to
-/// follow).
+/// How many service ports one task names. The names are computed a chunk of ports at a time,
+/// in parallel, and kept per chunk: joining them into one table would copy them all on one
+/// thread for nothing.
+const NAME_CHUNK: usize = 256;
+
+/// iptables mode's names, per chunk of [`NAME_CHUNK`] service ports.
 #[derive(Debug)]
 pub struct IptNames {
-    ports: String,
-    endpoints: String,
+    chunks: Vec<IptChunk>,
 }
 
-impl IptNames {
-    fn with_capacity(ports: usize, endpoints: usize) -> IptNames {
-        IptNames {
-            ports: String::with_capacity(ports * IPT_HASH_LEN),
-            endpoints: String::with_capacity(endpoints * IPT_HASH_LEN),
-        }
-    }
+/// The names of one chunk of service ports: `portProtoHash` per service port and the
+/// `KUBE-SEP-` hash per endpoint, each 16 characters, one after another in one string per
+/// kind (so that reading one is slicing, with no check and no pointer to follow).
+#[derive(Debug)]
+struct IptChunk {
+    /// The model-wide number of the chunk's first endpoint.
+    first_endpoint: u32,
+    ports: String,
+    endpoints: String,
 }
 
 fn nth_hash(s: &str, k: usize) -> &str {
@@ -183,10 +186,18 @@ fn push_hash(out: &mut String, h: &[u8; IPT_HASH_LEN]) {
     out.push_str(std::str::from_utf8(h).expect("base32 is ASCII"));
 }
 
-/// nftables mode's chain name bases per service port and per endpoint, all in one string
-/// (`(start, end)` byte ranges into `text`).
+/// nftables mode's chain name bases, per chunk of [`NAME_CHUNK`] service ports.
 #[derive(Debug)]
 pub struct NftNames {
+    chunks: Vec<NftChunk>,
+}
+
+/// The chain name bases of one chunk of service ports and of their endpoints, all in one
+/// string (`(start, end)` byte ranges into `text`).
+#[derive(Debug)]
+struct NftChunk {
+    /// The model-wide number of the chunk's first endpoint.
+    first_endpoint: u32,
     text: String,
     ports: Vec<(u32, u32)>,
     endpoints: Vec<(u32, u32)>,
@@ -213,56 +224,46 @@ impl FamilyModel {
         }
     }
 
-    /// iptables mode's chain hashes, computed on first use (chunks of ports in parallel,
-    /// joined in order).
+    /// iptables mode's chain hashes, computed on first use (chunks of ports in parallel).
     pub fn ipt_names(&self) -> &IptNames {
         use rayon::prelude::*;
-        self.ipt.get_or_init(|| {
-            let parts: Vec<IptNames> = self
+        self.ipt.get_or_init(|| IptNames {
+            chunks: self
                 .ports
-                .par_chunks(256)
+                .par_chunks(NAME_CHUNK)
                 .map(|chunk| {
-                    let n_eps = chunk.iter().map(|sp| sp.endpoints.len()).sum();
-                    let mut names = IptNames::with_capacity(chunk.len(), n_eps);
+                    let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+                    let mut names = IptChunk {
+                        first_endpoint: chunk[0].first_endpoint,
+                        ports: String::with_capacity(chunk.len() * IPT_HASH_LEN),
+                        endpoints: String::with_capacity(n_eps * IPT_HASH_LEN),
+                    };
                     for sp in chunk {
+                        let proto = sp.proto.as_str();
                         for j in 0..sp.endpoints.len() as u32 {
-                            push_hash(
-                                &mut names.endpoints,
-                                &names::endpoint_hash(
-                                    &sp.name,
-                                    sp.proto.as_str(),
-                                    sp.endpoint_addr(j),
-                                ),
-                            );
+                            let h = names::endpoint_hash(&sp.name, proto, sp.endpoint_addr(j));
+                            push_hash(&mut names.endpoints, &h);
                         }
-                        push_hash(
-                            &mut names.ports,
-                            &names::port_proto_hash16(&sp.name, sp.proto.as_str()),
-                        );
+                        push_hash(&mut names.ports, &names::port_proto_hash16(&sp.name, proto));
                     }
                     names
                 })
-                .collect();
-            let mut all = IptNames::with_capacity(self.ports.len(), self.total_endpoints);
-            for p in parts {
-                all.ports.push_str(&p.ports);
-                all.endpoints.push_str(&p.endpoints);
-            }
-            all
+                .collect(),
         })
     }
 
-    /// nftables mode's chain name bases, computed on first use (chunks of ports in parallel,
-    /// joined in order).
+    /// nftables mode's chain name bases, computed on first use (chunks of ports in
+    /// parallel).
     pub fn nft_names(&self) -> &NftNames {
         use rayon::prelude::*;
-        self.nft.get_or_init(|| {
-            let parts: Vec<NftNames> = self
+        self.nft.get_or_init(|| NftNames {
+            chunks: self
                 .ports
-                .par_chunks(256)
+                .par_chunks(NAME_CHUNK)
                 .map(|chunk| {
                     let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
-                    let mut out = NftNames {
+                    let mut out = NftChunk {
+                        first_endpoint: chunk[0].first_endpoint,
                         text: String::with_capacity(n_eps * 72 + chunk.len() * 48),
                         ports: Vec::with_capacity(chunk.len()),
                         endpoints: Vec::with_capacity(n_eps),
@@ -274,70 +275,61 @@ impl FamilyModel {
                         (start, text.len() as u32)
                     };
                     for sp in chunk {
-                        let (ns, name) = (&sp.service.namespace, &sp.service.name);
-                        let proto = sp.proto.as_str();
-                        for (j, e) in sp.endpoints.iter().enumerate() {
-                            names::nft_endpoint_name_into(
-                                &mut scratch,
-                                ns,
-                                name,
-                                proto,
-                                &sp.port_name,
-                                sp.endpoint_ip_text(j as u32),
-                                e.port,
-                            );
+                        // The port's name (`ns/name/proto/port`) begins each of its
+                        // endpoints' names: written once, each endpoint's part after it.
+                        scratch.clear();
+                        names::push_nft_port_name(
+                            &mut scratch,
+                            &sp.service.namespace,
+                            &sp.service.name,
+                            sp.proto.as_str(),
+                            &sp.port_name,
+                        );
+                        let port_name_len = scratch.len();
+                        for e in &sp.endpoints {
+                            scratch.truncate(port_name_len);
+                            names::push_nft_endpoint_part(&mut scratch, e.ip, e.port);
                             out.endpoints.push(put(&mut out.text, &scratch));
                         }
-                        scratch.clear();
-                        for part in [ns.as_str(), "/", name, "/", proto, "/", &sp.port_name] {
-                            scratch.push_str(part);
-                        }
+                        scratch.truncate(port_name_len);
                         out.ports.push(put(&mut out.text, &scratch));
                     }
                     out
                 })
-                .collect();
-            let mut all = NftNames {
-                text: String::with_capacity(parts.iter().map(|p| p.text.len()).sum()),
-                ports: Vec::with_capacity(self.ports.len()),
-                endpoints: Vec::with_capacity(self.total_endpoints),
-            };
-            for p in parts {
-                let base = all.text.len() as u32;
-                all.text.push_str(&p.text);
-                all.ports
-                    .extend(p.ports.iter().map(|&(a, b)| (a + base, b + base)));
-                all.endpoints
-                    .extend(p.endpoints.iter().map(|&(a, b)| (a + base, b + base)));
-            }
-            all
+                .collect(),
         })
     }
 
     /// The 16-character `portProtoHash` of service port `i`.
     pub fn ipt_port_hash(&self, i: u32) -> &str {
-        nth_hash(&self.ipt_names().ports, i as usize)
+        let i = i as usize;
+        nth_hash(
+            &self.ipt_names().chunks[i / NAME_CHUNK].ports,
+            i % NAME_CHUNK,
+        )
     }
 
     /// The 16-character hash of endpoint `j` of service port `i` (`KUBE-SEP-<hash>`).
     pub fn ipt_endpoint_hash(&self, i: u32, j: u32) -> &str {
-        let k = self.ports[i as usize].first_endpoint + j;
-        nth_hash(&self.ipt_names().endpoints, k as usize)
+        let c = &self.ipt_names().chunks[i as usize / NAME_CHUNK];
+        let k = self.ports[i as usize].first_endpoint - c.first_endpoint + j;
+        nth_hash(&c.endpoints, k as usize)
     }
 
     /// The nftables chain base of service port `i` (`HASH-ns/name/proto/port`).
     pub fn nft_port_base(&self, i: u32) -> &str {
-        let n = self.nft_names();
-        let (a, b) = n.ports[i as usize];
-        &n.text[a as usize..b as usize]
+        let i = i as usize;
+        let c = &self.nft_names().chunks[i / NAME_CHUNK];
+        let (a, b) = c.ports[i % NAME_CHUNK];
+        &c.text[a as usize..b as usize]
     }
 
     /// The nftables chain base of endpoint `j` of service port `i`.
     pub fn nft_endpoint_base(&self, i: u32, j: u32) -> &str {
-        let k = self.ports[i as usize].first_endpoint + j;
-        let n = self.nft_names();
-        let (a, b) = n.endpoints[k as usize];
-        &n.text[a as usize..b as usize]
+        let c = &self.nft_names().chunks[i as usize / NAME_CHUNK];
+        let k = self.ports[i as usize].first_endpoint - c.first_endpoint + j;
+        let (a, b) = c.endpoints[k as usize];
+        &c.text[a as usize..b as usize]
     }
 }
 
