@@ -888,3 +888,246 @@ pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &'a str) -> Categorized<'a>
     };
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{ClusterBuilder, Ep, Scale, scale};
+    use knetsim_control::state::{
+        Endpoint, EndpointConditions, EndpointPort, IpList, ObjectMeta, Shared,
+    };
+    use std::collections::BTreeMap;
+
+    fn no_lb(_: &NamespacedName, _: &Service) -> Vec<IpAddr> {
+        Vec::new()
+    }
+
+    fn models(state: &ClusterState) -> [FamilyModel; 2] {
+        build_models(state, [true, true], &no_lb)
+    }
+
+    #[test]
+    fn model_names_equal_the_names_functions() {
+        // More service ports than one naming chunk holds (the names are kept per chunk), and
+        // names long enough for the slow hash path (over 119 bytes) and for nftables'
+        // truncation (over 240 characters).
+        let mut state = scale(&Scale {
+            minor: 33,
+            mode: "iptables",
+            nodes: 8,
+            services: 2 * NAME_CHUNK + 10,
+            endpoints: 2,
+            namespaces: 3,
+        });
+        for (name, len) in [("medium", 100), ("long", 250)] {
+            let svc = format!("{name}-{}", "n".repeat(len));
+            let extra = ClusterBuilder::new(
+                33,
+                "iptables",
+                &["10.96.0.0/12", "fd00:10:96::/108"],
+                &["10.128.0.0/9", "fd00:10:244::/48"],
+            )
+            .service(
+                "ns-0",
+                &svc,
+                "ClusterIP",
+                &["10.96.200.1", "fd00:10:96::c801"],
+                &[("", 81, 0), ("http", 80, 0)],
+                |_, _| {},
+            )
+            .slice(
+                "ns-0",
+                &svc,
+                Family::IPv4,
+                &[("", 81), ("http", 80)],
+                &[Ep::anywhere("10.128.0.99")],
+            )
+            .slice(
+                "ns-0",
+                &svc,
+                Family::IPv6,
+                &[("", 81), ("http", 80)],
+                &[Ep::anywhere("fd00:10:244::99")],
+            )
+            .build();
+            state.services.extend(extra.services);
+            state.endpoint_slices.extend(extra.endpoint_slices);
+        }
+        let mut endpoints_seen = 0;
+        for m in models(&state) {
+            assert!(m.ports.len() > 2 * NAME_CHUNK, "{:?}", m.family);
+            for (i, sp) in m.ports.iter().enumerate() {
+                let i = i as u32;
+                let (ns, name) = (&sp.service.namespace, &sp.service.name);
+                let proto = sp.proto.as_str();
+                assert_eq!(m.ipt_port_hash(i), names::port_proto_hash(&sp.name, proto));
+                assert_eq!(
+                    m.nft_port_base(i),
+                    names::nft_service_base(ns, name, proto, &sp.port_name)
+                );
+                for (j, e) in sp.endpoints.iter().enumerate() {
+                    let j = j as u32;
+                    let chain = names::endpoint_chain(&sp.name, proto, sp.endpoint_addr(j));
+                    assert_eq!(m.ipt_endpoint_hash(i, j), &chain["KUBE-SEP-".len()..]);
+                    assert_eq!(
+                        m.nft_endpoint_base(i, j),
+                        names::nft_endpoint_base(
+                            ns,
+                            name,
+                            proto,
+                            &sp.port_name,
+                            sp.endpoint_ip_text(j),
+                            e.port
+                        )
+                    );
+                    endpoints_seen += 1;
+                }
+            }
+        }
+        assert_eq!(endpoints_seen, 2 * (2 * (2 * NAME_CHUNK + 10) + 2 * 2));
+    }
+
+    fn slice(
+        namespace: &str,
+        name: &str,
+        owner: Option<&str>,
+        family: Family,
+        endpoints: &[(&str, bool, Option<&str>)],
+    ) -> (NamespacedName, EndpointSlice) {
+        let mut labels = BTreeMap::new();
+        if let Some(o) = owner {
+            labels.insert("kubernetes.io/service-name".to_string(), o.to_string());
+        }
+        let s = EndpointSlice {
+            api_version: "discovery.k8s.io/v1",
+            kind: "EndpointSlice",
+            metadata: ObjectMeta {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+                labels: Shared::from(labels),
+                ..ObjectMeta::default()
+            },
+            address_type: family,
+            endpoints: endpoints
+                .iter()
+                .map(|&(ip, terminating, node)| Endpoint {
+                    addresses: IpList::one(ip.parse().unwrap()),
+                    conditions: EndpointConditions {
+                        ready: !terminating,
+                        serving: true,
+                        terminating,
+                    },
+                    node_name: node.map(str::to_string),
+                    target_ref: None,
+                })
+                .collect(),
+            ports: vec![EndpointPort {
+                name: Some("http".to_string()),
+                port: 80,
+                protocol: "TCP".to_string(),
+            }],
+        };
+        (NamespacedName::new(namespace, name), s)
+    }
+
+    #[test]
+    fn each_service_gets_the_endpoints_of_the_slices_labelled_with_its_name() {
+        // Slices are found by their kubernetes.io/service-name label, whatever their names
+        // (which here sort in another order than their owners'); of one address in several
+        // slices of a Service the last non-terminating one wins, else the first, in slice
+        // name order.
+        use Family::{IPv4, IPv6};
+        let mut b = ClusterBuilder::new(
+            33,
+            "iptables",
+            &["10.96.0.0/12", "fd00:10:96::/108"],
+            &["10.128.0.0/9", "fd00:10:244::/48"],
+        )
+        .node("n1", &["172.16.0.1"], &["10.128.0.0/24"]);
+        for (ns, name, ip) in [
+            ("a", "x", "10.96.0.1"),
+            ("a", "x-y", "10.96.0.2"),
+            ("b", "x", "10.96.0.3"),
+            ("a", "z", "10.96.0.4"),
+        ] {
+            b = b.service(ns, name, "ClusterIP", &[ip], &[("http", 80, 0)], |_, _| {});
+        }
+        let mut state = b.build();
+        state.endpoint_slices = [
+            // a/x: three slices, one named to sort before every other of the namespace.
+            slice("a", "0-first", Some("x"), IPv4, &[("10.0.0.1", true, None)]),
+            slice(
+                "a",
+                "x-1",
+                Some("x"),
+                IPv4,
+                &[("10.0.0.1", false, Some("n1")), ("10.0.0.2", true, None)],
+            ),
+            slice(
+                "a",
+                "x-2",
+                Some("x"),
+                IPv4,
+                &[("10.0.0.2", true, Some("n9")), ("10.0.0.3", false, None)],
+            ),
+            // An IPv6 slice of a/x: not the IPv4 model's.
+            slice("a", "x-3", Some("x"), IPv6, &[("fd00::1", false, None)]),
+            // a/x-y, whose slice sorts between a/x's.
+            slice("a", "x-1a", Some("x-y"), IPv4, &[("10.0.1.1", false, None)]),
+            // b/x: same Service name, other namespace.
+            slice("b", "x-1", Some("x"), IPv4, &[("10.0.2.1", false, None)]),
+            // Owned by no existing Service, or by none at all.
+            slice(
+                "a",
+                "ghost-1",
+                Some("ghost"),
+                IPv4,
+                &[("10.0.3.1", false, None)],
+            ),
+            slice("a", "y-1", Some("y"), IPv4, &[("10.0.3.2", false, None)]),
+            slice("a", "unlabelled", None, IPv4, &[("10.0.3.3", false, None)]),
+        ]
+        .into_iter()
+        .collect();
+        let [v4, v6] = models(&state);
+        let got: Vec<(String, Vec<(String, bool, Option<String>)>)> = v4
+            .ports
+            .iter()
+            .map(|sp| {
+                let eps = (0..sp.endpoints.len() as u32)
+                    .map(|j| {
+                        let e = &sp.endpoints[j as usize];
+                        (
+                            sp.endpoint_addr(j).to_string(),
+                            e.terminating,
+                            e.node.as_deref().map(str::to_string),
+                        )
+                    })
+                    .collect();
+                (sp.name.to_string(), eps)
+            })
+            .collect();
+        let ep = |a: &str, t: bool, n: Option<&str>| (a.to_string(), t, n.map(str::to_string));
+        let want = vec![
+            (
+                "a/x:http".to_string(),
+                vec![
+                    ep("10.0.0.1:80", false, Some("n1")),
+                    ep("10.0.0.2:80", true, None),
+                    ep("10.0.0.3:80", false, None),
+                ],
+            ),
+            (
+                "a/x-y:http".to_string(),
+                vec![ep("10.0.1.1:80", false, None)],
+            ),
+            ("a/z:http".to_string(), vec![]),
+            ("b/x:http".to_string(), vec![ep("10.0.2.1:80", false, None)]),
+        ];
+        assert_eq!(got, want);
+        // The IPv4-only Services have no IPv6 ports, whatever slices name them.
+        assert!(v6.ports.is_empty());
+        // Node names are shared strings whether or not the node exists.
+        assert_eq!(v4.ports[0].endpoints[0].node.as_deref(), Some("n1"));
+    }
+}
