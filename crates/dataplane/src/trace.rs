@@ -848,7 +848,7 @@ impl Walk<'_> {
             let model = self.dp.family_model(self.family)?;
             for sp in model.ports.iter().filter(|p| &p.service == nn) {
                 for e in sp.endpoints.iter().filter(|e| e.ready) {
-                    if let Some(n) = &e.node {
+                    if let Some(n) = model.node_name(e) {
                         return Some(n.to_string());
                     }
                 }

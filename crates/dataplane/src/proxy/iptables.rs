@@ -772,6 +772,7 @@ fn write_services(
         filter,
         nat,
         ctx,
+        node: model.node_id(&ctx.node),
         large: model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
         if_local: ctx.local_detector.ipt_if_local(),
         if_not_local: ctx.local_detector.ipt_if_not_local(),
@@ -840,6 +841,8 @@ struct ServiceWriter<'a> {
     filter: &'a mut IptTable,
     nat: &'a mut IptTable,
     ctx: &'a NodeCtx,
+    /// The node's index in the model's node names.
+    node: Option<u32>,
     large: bool,
     if_local: Option<Arg>,
     if_not_local: Option<Arg>,
@@ -849,7 +852,7 @@ impl ServiceWriter<'_> {
     fn write_service(&mut self, i: u32, sp: &ServicePortInfo) {
         let (filter, nat, ctx) = (&mut *self.filter, &mut *self.nat, self.ctx);
         let proto = sp.proto;
-        let cat = categorize(sp, &ctx.node);
+        let cat = categorize(sp, self.node);
         let cluster_chain = Chain::Svc(i);
         let local_chain = Chain::Svl(i);
         let ext_chain = Chain::Ext(i);

@@ -49,8 +49,9 @@ impl Proto {
 pub struct EndpointInfo {
     pub ip: IpAddr,
     pub port: u16,
-    /// The node the endpoint is on (one shared string per node name in the model).
-    pub node: Option<Arc<str>>,
+    /// The node the endpoint is on, as an index into the model's [`NodeNames`] (see
+    /// [`FamilyModel::node_name`]).
+    pub node: Option<u32>,
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
@@ -133,6 +134,8 @@ pub struct FamilyModel {
     pub ports: Vec<ServicePortInfo>,
     /// Sum of endpoints over all service ports (decides iptables "large cluster mode").
     pub total_endpoints: usize,
+    /// The names of the nodes endpoints are on (shared with the other family's model).
+    pub nodes: Arc<NodeNames>,
     /// `computeProbability(n)` for `n` from 1 to the largest endpoint count of any port, so
     /// that writing a rule set formats no floating-point numbers.
     probabilities: Vec<Box<str>>,
@@ -146,6 +149,7 @@ impl Clone for FamilyModel {
             family: self.family,
             ports: self.ports.clone(),
             total_endpoints: self.total_endpoints,
+            nodes: self.nodes.clone(),
             probabilities: self.probabilities.clone(),
             ipt: OnceLock::new(),
             nft: OnceLock::new(),
@@ -210,6 +214,7 @@ impl FamilyModel {
             family,
             ports: Vec::new(),
             total_endpoints: 0,
+            nodes: Arc::default(),
             probabilities: Vec::new(),
             ipt: OnceLock::new(),
             nft: OnceLock::new(),
@@ -222,6 +227,16 @@ impl FamilyModel {
             Some(p) => std::borrow::Cow::Borrowed(p),
             None => std::borrow::Cow::Owned(names::probability(n)),
         }
+    }
+
+    /// The name of the node an endpoint is on.
+    pub fn node_name(&self, e: &EndpointInfo) -> Option<&str> {
+        e.node.map(|k| self.nodes.name(k))
+    }
+
+    /// The index endpoints on node `name` carry ([`EndpointInfo::node`]), if any does.
+    pub fn node_id(&self, name: &str) -> Option<u32> {
+        self.nodes.id(name)
     }
 
     /// iptables mode's chain hashes, computed on first use (chunks of ports in parallel).
@@ -351,34 +366,86 @@ fn external_policy_local(svc: &Service) -> bool {
         && is_local_policy(&svc.spec.external_traffic_policy)
 }
 
-/// The cluster's node names, one shared string each, made once for every chunk of Services.
-type KnownNodes<'a> = crate::fasthash::FastMap<&'a str, Arc<str>>;
-
-/// One shared string per node name, so that endpoints do not each own a copy. The cluster's
-/// nodes are looked up in [`KnownNodes`], shared by every chunk (a chunk's endpoints are on
-/// nodes all over the cluster, so interning per chunk made a string for nearly every
-/// endpoint); a name that is none of the cluster's nodes is interned per chunk.
-struct NodeNames<'a> {
-    known: &'a KnownNodes<'a>,
-    other: crate::fasthash::FastMap<&'a str, Arc<str>>,
+/// The names of the nodes a model's endpoints are on. Endpoints refer to their node by index
+/// into this table: building a model then costs one read-only lookup per endpoint (no
+/// reference count to touch, whose atomic update would also keep the processor from reading
+/// ahead to the next endpoint), and categorizing endpoints compares numbers.
+///
+/// The cluster's nodes come first, in name order; names of nodes the cluster does not have
+/// (which endpoints may still name) follow.
+#[derive(Debug, Default)]
+pub struct NodeNames {
+    /// Every name, one after another.
+    text: String,
+    /// Where each name ends in `text`.
+    ends: Vec<u32>,
+    /// How many names at the start are the cluster's nodes (in name order).
+    sorted: usize,
 }
 
-impl<'a> NodeNames<'a> {
-    fn new(known: &'a KnownNodes<'a>) -> Self {
-        NodeNames {
+impl NodeNames {
+    /// The name of node `k`.
+    pub fn name(&self, k: u32) -> &str {
+        let k = k as usize;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
+    }
+
+    /// The index of node `name`, if an endpoint is on it.
+    pub fn id(&self, name: &str) -> Option<u32> {
+        // The cluster's nodes by bisection, then the others one by one.
+        let (mut lo, mut hi) = (0, self.sorted);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.name(mid as u32).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        (self.sorted..self.ends.len())
+            .map(|k| k as u32)
+            .find(|&k| self.name(k) == name)
+    }
+
+    fn push(&mut self, name: &str) -> u32 {
+        self.text.push_str(name);
+        self.ends.push(self.text.len() as u32);
+        self.ends.len() as u32 - 1
+    }
+}
+
+/// The cluster's node names, numbered in name order (the first entries of the model's
+/// [`NodeNames`]), for the chunks of Services to look endpoints' nodes up in.
+type KnownNodes<'a> = crate::fasthash::FastMap<&'a str, u32>;
+
+/// Numbers endpoints' nodes in one chunk of Services: the cluster's nodes by [`KnownNodes`],
+/// shared by every chunk; a name that is none of the cluster's nodes gets a number of the
+/// chunk's own (after the known ones), renumbered model-wide once the chunks are joined.
+struct NodeIds<'k, 'a> {
+    known: &'k KnownNodes<'k>,
+    other: crate::fasthash::FastMap<&'a str, u32>,
+    other_names: Vec<&'a str>,
+}
+
+impl<'k, 'a> NodeIds<'k, 'a> {
+    fn new(known: &'k KnownNodes<'k>) -> Self {
+        NodeIds {
             known,
             other: Default::default(),
+            other_names: Vec::new(),
         }
     }
 
-    fn get(&mut self, name: &'a str) -> Arc<str> {
-        if let Some(n) = self.known.get(name) {
-            return n.clone();
+    fn get(&mut self, name: &'a str) -> u32 {
+        if let Some(&k) = self.known.get(name) {
+            return k;
         }
-        self.other
-            .entry(name)
-            .or_insert_with(|| Arc::from(name))
-            .clone()
+        let next = (self.known.len() + self.other_names.len()) as u32;
+        *self.other.entry(name).or_insert_with(|| {
+            self.other_names.push(name);
+            next
+        })
     }
 }
 
@@ -447,33 +514,86 @@ pub fn build_models(
         })
         .collect();
     owned.par_sort_by(|a, b| a.owner().cmp(&b.owner()));
+    // The keys are copies in one string: a lookup compares the endpoint's node name with a
+    // key, and keys scattered over the heap (as the state's are) would each be a cache miss.
+    let key_text: String = state.nodes.keys().map(String::as_str).collect();
+    let mut at = 0;
     let known: KnownNodes<'_> = state
         .nodes
         .keys()
-        .map(|n| (n.as_str(), Arc::from(n.as_str())))
+        .enumerate()
+        .map(|(k, n)| {
+            let key = &key_text[at..at + n.len()];
+            at += n.len();
+            (key, k as u32)
+        })
         .collect();
     let services: Vec<(&NamespacedName, &Service)> = state.services.iter().collect();
     let chunks: Vec<Chunk> = services
         .par_chunks(256)
         .map(|chunk| model_chunk(chunk, &owned, &known, wanted, lb_ingress))
         .collect();
+    let mut nodes = NodeNames {
+        ends: key_text_ends(&state.nodes),
+        sorted: known.len(),
+        text: String::new(),
+    };
+    drop(known);
+    nodes.text = key_text;
     let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
     let mut total_endpoints = [0usize; 2];
     for (f, p) in ports.iter_mut().enumerate() {
         p.reserve(chunks.iter().map(|c| c.ports[f].len()).sum());
     }
-    for c in chunks {
+    for mut c in chunks {
+        if !c.other_nodes.is_empty() {
+            // Nodes the cluster does not have were numbered per chunk: number them in the
+            // model, in the order chunks first named them.
+            let base = nodes.sorted as u32;
+            let ids: Vec<u32> = c
+                .other_nodes
+                .iter()
+                .map(|n| nodes.id(n).unwrap_or_else(|| nodes.push(n)))
+                .collect();
+            for e in c
+                .ports
+                .iter_mut()
+                .flatten()
+                .flat_map(|p| p.endpoints.iter_mut())
+            {
+                if let Some(k) = e.node.as_mut()
+                    && *k >= base
+                {
+                    *k = ids[(*k - base) as usize];
+                }
+            }
+        }
         for (f, p) in c.ports.into_iter().enumerate() {
             ports[f].extend(p);
             total_endpoints[f] += c.total_endpoints[f];
         }
     }
+    let nodes = Arc::new(nodes);
     let [p4, p6] = ports;
     let [t4, t6] = total_endpoints;
     [
-        finish_model(Family::IPv4, p4, t4),
-        finish_model(Family::IPv6, p6, t6),
+        finish_model(Family::IPv4, p4, t4, nodes.clone()),
+        finish_model(Family::IPv6, p6, t6, nodes),
     ]
+}
+
+/// Where each of the cluster's node names ends in their concatenation.
+fn key_text_ends(
+    nodes: &std::collections::BTreeMap<String, knetsim_control::state::Node>,
+) -> Vec<u32> {
+    let mut end = 0u32;
+    nodes
+        .keys()
+        .map(|n| {
+            end += n.len() as u32;
+            end
+        })
+        .collect()
 }
 
 /// An EndpointSlice with the Service that owns it (its `kubernetes.io/service-name` label).
@@ -492,22 +612,25 @@ impl<'a> OwnedSlice<'a> {
 }
 
 /// The service ports of a run of Services, per family.
-struct Chunk {
+struct Chunk<'a> {
     ports: [Vec<ServicePortInfo>; 2],
     total_endpoints: [usize; 2],
+    /// Names of nodes the cluster does not have, numbered from the number of its nodes on
+    /// (see [`NodeIds`]).
+    other_nodes: Vec<&'a str>,
 }
 
-fn model_chunk(
-    services: &[(&NamespacedName, &Service)],
-    owned: &[OwnedSlice<'_>],
+fn model_chunk<'a>(
+    services: &[(&'a NamespacedName, &'a Service)],
+    owned: &[OwnedSlice<'a>],
     known: &KnownNodes<'_>,
     wanted: [bool; 2],
     lb_ingress: LbIngress<'_>,
-) -> Chunk {
+) -> Chunk<'a> {
     let families = [Family::IPv4, Family::IPv6];
     let mut ports: [Vec<ServicePortInfo>; 2] = [Vec::new(), Vec::new()];
     let mut total_endpoints = [0usize; 2];
-    let mut nodes = NodeNames::new(known);
+    let mut nodes = NodeIds::new(known);
     let mut scratch = Vec::new();
     let mut texts = String::new();
     // The slices of the Services before this chunk's are skipped; from there the slices and
@@ -639,6 +762,7 @@ fn model_chunk(
     Chunk {
         ports,
         total_endpoints,
+        other_nodes: nodes.other_names,
     }
 }
 
@@ -646,6 +770,7 @@ fn finish_model(
     family: Family,
     mut ports: Vec<ServicePortInfo>,
     total_endpoints: usize,
+    nodes: Arc<NodeNames>,
 ) -> FamilyModel {
     // The real proxier iterates a Go map (random order); knetsim writes service ports in
     // ServicePortName order so that output is stable. Services come in name order already,
@@ -663,6 +788,7 @@ fn finish_model(
         family,
         ports,
         total_endpoints,
+        nodes,
         probabilities: (1..=most).map(|n| names::probability(n).into()).collect(),
         ipt: OnceLock::new(),
         nft: OnceLock::new(),
@@ -686,7 +812,7 @@ fn collect_endpoints<'a>(
     slices: impl Iterator<Item = &'a EndpointSlice>,
     port_name: &str,
     proto: Proto,
-    nodes: &mut NodeNames<'a>,
+    nodes: &mut NodeIds<'_, 'a>,
     scratch: &mut Vec<Seen<'a>>,
     texts: &mut String,
 ) -> (Vec<EndpointInfo>, Box<str>) {
@@ -772,7 +898,8 @@ enum Pick {
 #[derive(Clone, Copy, Debug)]
 pub struct Categorized<'a> {
     sp: &'a ServicePortInfo,
-    node: &'a str,
+    /// The node's index in the model's [`NodeNames`] (none when no endpoint is on it).
+    node: Option<u32>,
     cluster: Pick,
     local: Pick,
     all: Pick,
@@ -782,7 +909,7 @@ pub struct Categorized<'a> {
 impl<'a> Categorized<'a> {
     fn iter(&self, pick: Pick) -> impl Iterator<Item = (u32, &'a EndpointInfo)> + Clone + use<'a> {
         let node = self.node;
-        let is_local = move |e: &EndpointInfo| e.node.as_deref() == Some(node);
+        let is_local = move |e: &EndpointInfo| node.is_some() && e.node == node;
         self.sp
             .endpoints
             .iter()
@@ -826,8 +953,11 @@ impl<'a> Categorized<'a> {
     }
 }
 
+/// kube-proxy's `CategorizeEndpoints` for one service port on one node. `node` is the node's
+/// index in the model's [`NodeNames`] ([`FamilyModel::node_id`]; none when no endpoint is on
+/// it).
 // kube-proxy: pkg/proxy/topology.go CategorizeEndpoints
-pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &'a str) -> Categorized<'a> {
+pub fn categorize(sp: &ServicePortInfo, node: Option<u32>) -> Categorized<'_> {
     let mut out = Categorized {
         sp,
         node,
@@ -836,7 +966,7 @@ pub fn categorize<'a>(sp: &'a ServicePortInfo, node: &'a str) -> Categorized<'a>
         all: Pick::None,
         has_any: false,
     };
-    let is_local = |e: &EndpointInfo| e.node.as_deref() == Some(node);
+    let is_local = |e: &EndpointInfo| node.is_some() && e.node == node;
     let any_ready = sp.endpoints.iter().any(|e| e.ready);
     let any_serving_terminating = sp.endpoints.iter().any(|e| e.serving && e.terminating);
     let mut use_serving_terminating = false;
@@ -1075,7 +1205,16 @@ mod tests {
             // a/x-y, whose slice sorts between a/x's.
             slice("a", "x-1a", Some("x-y"), IPv4, &[("10.0.1.1", false, None)]),
             // b/x: same Service name, other namespace.
-            slice("b", "x-1", Some("x"), IPv4, &[("10.0.2.1", false, None)]),
+            slice(
+                "b",
+                "x-1",
+                Some("x"),
+                IPv4,
+                &[
+                    ("10.0.2.1", false, Some("n9")),
+                    ("10.0.2.2", false, Some("n1")),
+                ],
+            ),
             // Owned by no existing Service, or by none at all.
             slice(
                 "a",
@@ -1100,7 +1239,7 @@ mod tests {
                         (
                             sp.endpoint_addr(j).to_string(),
                             e.terminating,
-                            e.node.as_deref().map(str::to_string),
+                            v4.node_name(e).map(str::to_string),
                         )
                     })
                     .collect();
@@ -1122,12 +1261,22 @@ mod tests {
                 vec![ep("10.0.1.1:80", false, None)],
             ),
             ("a/z:http".to_string(), vec![]),
-            ("b/x:http".to_string(), vec![ep("10.0.2.1:80", false, None)]),
+            (
+                "b/x:http".to_string(),
+                vec![
+                    ep("10.0.2.1:80", false, Some("n9")),
+                    ep("10.0.2.2:80", false, Some("n1")),
+                ],
+            ),
         ];
         assert_eq!(got, want);
         // The IPv4-only Services have no IPv6 ports, whatever slices name them.
         assert!(v6.ports.is_empty());
-        // Node names are shared strings whether or not the node exists.
-        assert_eq!(v4.ports[0].endpoints[0].node.as_deref(), Some("n1"));
+        // Endpoints name their node by number, whether or not the cluster has the node (n9
+        // it has not); the numbers are the same in both families' models.
+        assert_eq!(v4.node_id("n1"), Some(0));
+        assert_eq!(v4.node_id("n9"), Some(1));
+        assert_eq!(v6.node_id("n9"), Some(1));
+        assert_eq!(v4.node_id("n2"), None);
     }
 }

@@ -616,12 +616,14 @@ fn write_services(out: &mut NftablesRules, ctx: &NodeCtx, ports: std::ops::Range
     let model = out.model.clone();
     let if_local = ctx.local_detector.nft_if_local();
     let if_not_local = ctx.local_detector.nft_if_not_local();
+    let node = model.node_id(&ctx.node);
     for i in ports {
         write_service(
             out,
             i as u32,
             &model.ports[i],
             ctx,
+            node,
             if_local.as_ref(),
             if_not_local.as_ref(),
         );
@@ -655,10 +657,11 @@ fn write_service(
     i: u32,
     sp: &ServicePortInfo,
     ctx: &NodeCtx,
+    node: Option<u32>,
     if_local: Option<&Expr>,
     if_not_local: Option<&Expr>,
 ) {
-    let cat = categorize(sp, &ctx.node);
+    let cat = categorize(sp, node);
     let cluster_chain = NChain::Service(i);
     let local_chain = NChain::Local(i);
     let ext_chain = NChain::External(i);
