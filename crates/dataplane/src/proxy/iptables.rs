@@ -577,8 +577,8 @@ impl IptablesRules {
     pub fn empty(family: Family) -> IptablesRules {
         IptablesRules {
             family,
-            filter: IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"]),
-            nat: IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
+            filter: filter_table(),
+            nat: nat_table(),
             large_cluster_mode: false,
             model: Arc::new(FamilyModel::empty(family)),
         }
@@ -622,12 +622,16 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
     }
 }
 
+/// The built-in chains of the filter and nat tables, as `iptables-save` lists them.
+const FILTER_BUILTIN: &[&str] = &["INPUT", "FORWARD", "OUTPUT"];
+const NAT_BUILTIN: &[&str] = &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
+
 fn filter_table() -> IptTable {
-    IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"])
+    IptTable::new(FILTER_BUILTIN.to_vec())
 }
 
 fn nat_table() -> IptTable {
-    IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+    IptTable::new(NAT_BUILTIN.to_vec())
 }
 
 /// What kube-proxy writes before the services: its chains, the jumps from the built-in
@@ -761,9 +765,9 @@ fn preamble(ctx: &NodeCtx) -> (IptTable, IptTable) {
 }
 
 /// The rules of the service ports `ports` (indices into the model), in order.
-fn write_services(
-    filter: &mut IptTable,
-    nat: &mut IptTable,
+fn write_services<S: RuleSink>(
+    filter: &mut S,
+    nat: &mut S,
     model: &FamilyModel,
     ctx: &NodeCtx,
     ports: std::ops::Range<usize>,
@@ -836,10 +840,87 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("static CIDR")
 }
 
+/// Where [`write_services`] puts chains and rules: a table kept as data ([`IptTable`], for
+/// [`build`] and the tracer), or text written as the rules arrive ([`TextTable`], for
+/// [`render_node`], which has no use for the data). One writer serves both, so the two cannot
+/// disagree.
+trait RuleSink {
+    /// Declares one of kube-proxy's chains.
+    fn chain(&mut self, name: Chain);
+    /// Appends a rule.
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target);
+}
+
+impl RuleSink for IptTable {
+    fn chain(&mut self, name: Chain) {
+        IptTable::chain(self, name);
+    }
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
+        IptTable::push(self, chain, args, target);
+    }
+}
+
+/// One table of a run of service ports as text: [`render_part`] of the table the same rules
+/// would make, written rule by rule, without the table.
+struct TextTable<'m> {
+    model: &'m FamilyModel,
+    builtin: &'static [&'static str],
+    /// The arguments of the rule being written (reused from rule to rule).
+    args: Vec<Arg>,
+    part: TextPart,
+}
+
+impl<'m> TextTable<'m> {
+    /// A table with these built-in chains, with room for about `chains` chains and `rules`
+    /// rules.
+    fn new(
+        model: &'m FamilyModel,
+        builtin: &'static [&'static str],
+        chains: usize,
+        rules: usize,
+    ) -> Self {
+        TextTable {
+            model,
+            builtin,
+            args: Vec::with_capacity(8),
+            part: TextPart {
+                decl: String::with_capacity(chains * 40),
+                builtin: String::new(),
+                rules: String::with_capacity(rules * 128),
+            },
+        }
+    }
+}
+
+impl RuleSink for TextTable<'_> {
+    fn chain(&mut self, name: Chain) {
+        let decl = &mut self.part.decl;
+        decl.push(':');
+        name.push_to(decl, Some(self.model));
+        decl.push_str(" - [0:0]\n");
+    }
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
+        self.args.clear();
+        self.args.extend(args);
+        let buf = if is_builtin(self.builtin, &chain) {
+            &mut self.part.builtin
+        } else {
+            &mut self.part.rules
+        };
+        RuleRef {
+            chain: &chain,
+            args: &self.args,
+            target: &target,
+        }
+        .render(buf, Some(self.model));
+        buf.push('\n');
+    }
+}
+
 /// Writes the rules of each service port into the two tables.
-struct ServiceWriter<'a> {
-    filter: &'a mut IptTable,
-    nat: &'a mut IptTable,
+struct ServiceWriter<'a, S: RuleSink> {
+    filter: &'a mut S,
+    nat: &'a mut S,
     ctx: &'a NodeCtx,
     /// The node's index in the model's node names.
     node: Option<u32>,
@@ -848,7 +929,7 @@ struct ServiceWriter<'a> {
     if_not_local: Option<Arg>,
 }
 
-impl ServiceWriter<'_> {
+impl<S: RuleSink> ServiceWriter<'_, S> {
     fn write_service(&mut self, i: u32, sp: &ServicePortInfo) {
         let (filter, nat, ctx) = (&mut *self.filter, &mut *self.nat, self.ctx);
         let proto = sp.proto;
@@ -1157,7 +1238,7 @@ impl ServiceWriter<'_> {
 /// The jumps from a service chain to its endpoints' chains: affinity checks first, then one
 /// jump per endpoint with the probability that spreads new connections evenly.
 fn endpoint_jumps<'e>(
-    nat: &mut IptTable,
+    nat: &mut impl RuleSink,
     large: bool,
     i: u32,
     sp: &ServicePortInfo,
@@ -1316,14 +1397,20 @@ pub fn render_node(
         .into_par_iter()
         .map(|k| {
             let run = k * RUN..((k + 1) * RUN).min(n);
-            let endpoints = model.ports[run.clone()]
+            let endpoints: usize = model.ports[run.clone()]
                 .iter()
                 .map(|p| p.endpoints.len())
                 .sum();
-            let (mut f, mut t) = (filter_table(), nat_table());
-            t.reserve_services(run.len(), endpoints);
+            let mut f = TextTable::new(model, FILTER_BUILTIN, 0, 0);
+            // As many chains and rules as IptTable::reserve_services reserves.
+            let mut t = TextTable::new(
+                model,
+                NAT_BUILTIN,
+                run.len() * 2 + endpoints,
+                run.len() * 4 + endpoints * 3,
+            );
             write_services(&mut f, &mut t, model, ctx, run);
-            [render_part(&f, m), render_part(&t, m)]
+            [f.part, t.part]
         })
         .collect();
     let (mut f, mut t) = (filter_table(), nat_table());
