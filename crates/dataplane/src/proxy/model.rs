@@ -69,11 +69,13 @@ impl EndpointInfo {
 /// One service port of one family, as `servicePortInfo` holds it.
 #[derive(Clone, Debug)]
 pub struct ServicePortInfo {
-    pub service: NamespacedName,
-    /// The port's name ("" when unnamed).
-    pub port_name: String,
-    /// `ServicePortName.String()`: `ns/name:port`, or `ns/name` when the port is unnamed.
+    /// `ServicePortName.String()`: `ns/name:port`, or `ns/name` when the port is unnamed. The
+    /// Service's namespace and name and the port's name are read from it
+    /// ([`ServicePortInfo::namespace`], …), not kept apart: a copy of each per port and
+    /// family cost more to make and to drop than the rest of the port.
     pub name: Arc<str>,
+    /// Where the Service's name starts in `name` (after `ns/`), and where it ends.
+    service_at: (u32, u32),
     pub proto: Proto,
     pub cluster_ip: IpAddr,
     pub port: u16,
@@ -99,6 +101,23 @@ pub struct ServicePortInfo {
 }
 
 impl ServicePortInfo {
+    /// The Service's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.name[..self.service_at.0 as usize - 1]
+    }
+    /// The Service's name.
+    pub fn service_name(&self) -> &str {
+        &self.name[self.service_at.0 as usize..self.service_at.1 as usize]
+    }
+    /// The port's name ("" when unnamed).
+    pub fn port_name(&self) -> &str {
+        let end = self.service_at.1 as usize;
+        self.name.get(end + 1..).unwrap_or("")
+    }
+    /// Whether this is a port of Service `nn`.
+    pub fn is_of(&self, nn: &NamespacedName) -> bool {
+        self.namespace() == nn.namespace && self.service_name() == nn.name
+    }
     /// `ip:port` (`[ip]:port` for IPv6) of endpoint `j`.
     pub fn endpoint_addr(&self, j: u32) -> &str {
         let (a, b) = self.endpoints[j as usize].text;
@@ -295,10 +314,10 @@ impl FamilyModel {
                         scratch.clear();
                         names::push_nft_port_name(
                             &mut scratch,
-                            &sp.service.namespace,
-                            &sp.service.name,
+                            sp.namespace(),
+                            sp.service_name(),
                             sp.proto.as_str(),
-                            &sp.port_name,
+                            sp.port_name(),
                         );
                         let port_name_len = scratch.len();
                         for e in &sp.endpoints {
@@ -633,6 +652,7 @@ fn model_chunk<'a>(
     let mut nodes = NodeIds::new(known);
     let mut scratch = Vec::new();
     let mut texts = String::new();
+    let mut name_scratch = String::new();
     // The slices of the Services before this chunk's are skipped; from there the slices and
     // the Services are walked together (both in namespace/name order).
     let mut next = match services.first() {
@@ -698,16 +718,16 @@ fn model_chunk<'a>(
                 continue;
             };
             let port_name = sp.name.as_deref().unwrap_or("");
-            let mut name =
-                String::with_capacity(nn.namespace.len() + nn.name.len() + 2 + port_name.len());
-            name.push_str(&nn.namespace);
-            name.push('/');
-            name.push_str(&nn.name);
+            name_scratch.clear();
+            name_scratch.push_str(&nn.namespace);
+            name_scratch.push('/');
+            name_scratch.push_str(&nn.name);
+            let service_at = (nn.namespace.len() as u32 + 1, name_scratch.len() as u32);
             if !port_name.is_empty() {
-                name.push(':');
-                name.push_str(port_name);
+                name_scratch.push(':');
+                name_scratch.push_str(port_name);
             }
-            let name: Arc<str> = name.into();
+            let name: Arc<str> = Arc::from(name_scratch.as_str());
             for (f, family) in families.into_iter().enumerate() {
                 let Some(cluster_ip) = cluster_ips[f].filter(|_| wanted[f]) else {
                     continue;
@@ -722,9 +742,8 @@ fn model_chunk<'a>(
                 );
                 total_endpoints[f] += endpoints.len();
                 ports[f].push(ServicePortInfo {
-                    service: nn.clone(),
+                    service_at,
                     first_endpoint: 0,
-                    port_name: port_name.to_string(),
                     name: name.clone(),
                     proto,
                     cluster_ip,
@@ -776,7 +795,12 @@ fn finish_model(
     // ServicePortName order so that output is stable. Services come in name order already,
     // so this only orders the ports of each Service.
     ports.sort_by(|a, b| {
-        (&a.service, &a.port_name, a.proto).cmp(&(&b.service, &b.port_name, b.proto))
+        (a.namespace(), a.service_name(), a.port_name(), a.proto).cmp(&(
+            b.namespace(),
+            b.service_name(),
+            b.port_name(),
+            b.proto,
+        ))
     });
     let mut first = 0u32;
     for p in &mut ports {
@@ -1088,12 +1112,12 @@ mod tests {
             assert!(m.ports.len() > 2 * NAME_CHUNK, "{:?}", m.family);
             for (i, sp) in m.ports.iter().enumerate() {
                 let i = i as u32;
-                let (ns, name) = (&sp.service.namespace, &sp.service.name);
+                let (ns, name) = (sp.namespace(), sp.service_name());
                 let proto = sp.proto.as_str();
                 assert_eq!(m.ipt_port_hash(i), names::port_proto_hash(&sp.name, proto));
                 assert_eq!(
                     m.nft_port_base(i),
-                    names::nft_service_base(ns, name, proto, &sp.port_name)
+                    names::nft_service_base(ns, name, proto, sp.port_name())
                 );
                 for (j, e) in sp.endpoints.iter().enumerate() {
                     let j = j as u32;
@@ -1105,7 +1129,7 @@ mod tests {
                             ns,
                             name,
                             proto,
-                            &sp.port_name,
+                            sp.port_name(),
                             sp.endpoint_ip_text(j),
                             e.port
                         )
@@ -1115,6 +1139,52 @@ mod tests {
             }
         }
         assert_eq!(endpoints_seen, 2 * (2 * (2 * NAME_CHUNK + 10) + 2 * 2));
+    }
+
+    #[test]
+    fn service_and_port_names_are_read_from_the_service_port_name() {
+        let state = ClusterBuilder::new(
+            33,
+            "iptables",
+            &["10.96.0.0/12", "fd00:10:96::/108"],
+            &["10.128.0.0/9", "fd00:10:244::/48"],
+        )
+        .service(
+            "kube-system",
+            "dns",
+            "ClusterIP",
+            &["10.96.0.10"],
+            &[("", 53, 0), ("metrics", 9153, 0)],
+            |_, _| {},
+        )
+        .service(
+            "a",
+            "b-c",
+            "ClusterIP",
+            &["fd00:10:96::1"],
+            &[("x", 1, 0)],
+            |_, _| {},
+        )
+        .build();
+        let [v4, v6] = models(&state);
+        let got: Vec<(&str, &str, &str, &str)> = v4
+            .ports
+            .iter()
+            .chain(&v6.ports)
+            .map(|sp| (&*sp.name, sp.namespace(), sp.service_name(), sp.port_name()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("kube-system/dns", "kube-system", "dns", ""),
+                ("kube-system/dns:metrics", "kube-system", "dns", "metrics"),
+                ("a/b-c:x", "a", "b-c", "x"),
+            ]
+        );
+        let nn = |ns: &str, n: &str| NamespacedName::new(ns, n);
+        assert!(v4.ports[1].is_of(&nn("kube-system", "dns")));
+        assert!(!v4.ports[1].is_of(&nn("kube-system", "dn")));
+        assert!(!v6.ports[0].is_of(&nn("a", "b")));
     }
 
     fn slice(
