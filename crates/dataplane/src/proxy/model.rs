@@ -7,8 +7,11 @@
 //! [`FamilyModel::nft_names`]), so that generating rules for another node costs no hashing,
 //! and a cluster running one mode never hashes the other mode's names.
 //!
-//! Nothing here is a string per endpoint: `ip:port` texts are written when rendering, and
-//! iptables endpoint hashes are fixed-size arrays.
+//! Nothing here is an allocation per endpoint, and few are per service port: the models of
+//! both families are built together, a chunk of Services at a time, and a chunk's endpoints,
+//! their `ip:port` texts ([`EndpointStore`]) and their chain names ([`IptNames`],
+//! [`NftNames`]) are each kept in one place that the chunk's ports share. Endpoints name their
+//! node by number ([`NodeNames`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -55,8 +58,48 @@ pub struct EndpointInfo {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    /// Where this endpoint's `ip:port` text is in its port's [`ServicePortInfo::texts`].
+    /// Where this endpoint's `ip:port` text is in its [`EndpointStore`]'s texts.
     text: (u32, u32),
+}
+
+/// The endpoints of the service ports of one chunk of Services (both families), and their
+/// `ip:port` texts (written once: every rule set of every node and mode repeats them). The
+/// ports share it, so that a model of 20,000 ports holds a hundred of these rather than
+/// two allocations per port to make and to free.
+#[derive(Debug, Default)]
+pub struct EndpointStore {
+    endpoints: Vec<EndpointInfo>,
+    texts: String,
+}
+
+/// The endpoints of one service port: a range of an [`EndpointStore`], read as a slice.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    store: Arc<EndpointStore>,
+    first: u32,
+    len: u32,
+}
+
+impl std::ops::Deref for Endpoints {
+    type Target = [EndpointInfo];
+    fn deref(&self) -> &[EndpointInfo] {
+        &self.store.endpoints[self.first as usize..(self.first + self.len) as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Endpoints {
+    type Item = &'a EndpointInfo;
+    type IntoIter = std::slice::Iter<'a, EndpointInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Endpoints {
+    /// `ip:port` (`[ip]:port` for IPv6) of endpoint `e` (one of these).
+    fn text_of(&self, e: &EndpointInfo) -> &str {
+        &self.store.texts[e.text.0 as usize..e.text.1 as usize]
+    }
 }
 
 impl EndpointInfo {
@@ -91,13 +134,10 @@ pub struct ServicePortInfo {
     pub health_check_node_port: u16,
     /// All endpoints (any readiness), sorted by `ip:port` text as `endpointsMapFromEndpointInfo`
     /// sorts them.
-    pub endpoints: Vec<EndpointInfo>,
+    pub endpoints: Endpoints,
     /// Where this port's endpoints start in the model-wide numbering of endpoints (which the
     /// per-mode name tables use).
     pub first_endpoint: u32,
-    /// The endpoints' `ip:port` texts, one after another (written once: every rule set of
-    /// every node and mode repeats them).
-    texts: Box<str>,
 }
 
 impl ServicePortInfo {
@@ -120,8 +160,7 @@ impl ServicePortInfo {
     }
     /// `ip:port` (`[ip]:port` for IPv6) of endpoint `j`.
     pub fn endpoint_addr(&self, j: u32) -> &str {
-        let (a, b) = self.endpoints[j as usize].text;
-        &self.texts[a as usize..b as usize]
+        self.endpoints.text_of(&self.endpoints[j as usize])
     }
     /// The address of endpoint `j` as text.
     pub fn endpoint_ip_text(&self, j: u32) -> &str {
@@ -574,12 +613,7 @@ pub fn build_models(
                 .iter()
                 .map(|n| nodes.id(n).unwrap_or_else(|| nodes.push(n)))
                 .collect();
-            for e in c
-                .ports
-                .iter_mut()
-                .flatten()
-                .flat_map(|p| p.endpoints.iter_mut())
-            {
+            for e in &mut c.store.endpoints {
                 if let Some(k) = e.node.as_mut()
                     && *k >= base
                 {
@@ -587,7 +621,11 @@ pub fn build_models(
                 }
             }
         }
-        for (f, p) in c.ports.into_iter().enumerate() {
+        let store = Arc::new(c.store);
+        for (f, mut p) in c.ports.into_iter().enumerate() {
+            for sp in &mut p {
+                sp.endpoints.store = store.clone();
+            }
             ports[f].extend(p);
             total_endpoints[f] += c.total_endpoints[f];
         }
@@ -637,6 +675,8 @@ struct Chunk<'a> {
     /// Names of nodes the cluster does not have, numbered from the number of its nodes on
     /// (see [`NodeIds`]).
     other_nodes: Vec<&'a str>,
+    /// The endpoints of `ports`.
+    store: EndpointStore,
 }
 
 fn model_chunk<'a>(
@@ -653,6 +693,10 @@ fn model_chunk<'a>(
     let mut scratch = Vec::new();
     let mut texts = String::new();
     let mut name_scratch = String::new();
+    // The chunk's endpoints. The ports hold an empty store until the chunks are joined
+    // (when endpoints may still need their nodes renumbered), then this one.
+    let mut store = EndpointStore::default();
+    let empty = Arc::new(EndpointStore::default());
     // The slices of the Services before this chunk's are skipped; from there the slices and
     // the Services are walked together (both in namespace/name order).
     let mut next = match services.first() {
@@ -732,15 +776,18 @@ fn model_chunk<'a>(
                 let Some(cluster_ip) = cluster_ips[f].filter(|_| wanted[f]) else {
                     continue;
                 };
-                let (endpoints, ep_texts) = collect_endpoints(
+                let first = store.endpoints.len() as u32;
+                collect_endpoints(
                     svc_slices.iter().filter(|o| o.family == f).map(|o| o.slice),
                     port_name,
                     proto,
                     &mut nodes,
                     &mut scratch,
                     &mut texts,
+                    &mut store,
                 );
-                total_endpoints[f] += endpoints.len();
+                let len = store.endpoints.len() as u32 - first;
+                total_endpoints[f] += len as usize;
                 ports[f].push(ServicePortInfo {
                     service_at,
                     first_endpoint: 0,
@@ -772,8 +819,11 @@ fn model_chunk<'a>(
                     external_policy_local: ext_local,
                     internal_policy_local: int_local,
                     health_check_node_port,
-                    endpoints,
-                    texts: ep_texts,
+                    endpoints: Endpoints {
+                        store: empty.clone(),
+                        first,
+                        len,
+                    },
                 });
             }
         }
@@ -782,6 +832,7 @@ fn model_chunk<'a>(
         ports,
         total_endpoints,
         other_nodes: nodes.other_names,
+        store,
     }
 }
 
@@ -828,9 +879,9 @@ struct Seen<'a> {
     ep: &'a knetsim_control::state::Endpoint,
 }
 
-/// The endpoints of one service port: every EndpointSlice of the Service and family, every
-/// slice port with the same name and protocol, deduplicated by `ip:port` (a non-terminating
-/// endpoint wins over a terminating one), sorted by `ip:port` text.
+/// Appends the endpoints of one service port to `store`: every EndpointSlice of the Service and
+/// family, every slice port with the same name and protocol, deduplicated by `ip:port` (a
+/// non-terminating endpoint wins over a terminating one), sorted by `ip:port` text.
 // kube-proxy: pkg/proxy/endpointslicecache.go addEndpoints, endpointsMapFromEndpointInfo
 fn collect_endpoints<'a>(
     slices: impl Iterator<Item = &'a EndpointSlice>,
@@ -839,7 +890,8 @@ fn collect_endpoints<'a>(
     nodes: &mut NodeIds<'_, 'a>,
     scratch: &mut Vec<Seen<'a>>,
     texts: &mut String,
-) -> (Vec<EndpointInfo>, Box<str>) {
+    store: &mut EndpointStore,
+) {
     scratch.clear();
     texts.clear();
     for slice in slices {
@@ -870,8 +922,6 @@ fn collect_endpoints<'a>(
     // one address stay in the order they were seen. Of those, the last non-terminating one
     // wins, else the first (a terminating occurrence never replaces one already seen).
     scratch.sort_by(|a, b| text(a).cmp(text(b)));
-    let mut out: Vec<EndpointInfo> = Vec::with_capacity(scratch.len());
-    let mut kept = String::with_capacity(texts.len());
     let mut i = 0;
     while i < scratch.len() {
         let mut j = i + 1;
@@ -885,20 +935,19 @@ fn collect_endpoints<'a>(
             .find(|s| !s.ep.conditions.terminating)
             .unwrap_or(&group[0]);
         let ep = chosen.ep;
-        let start = kept.len() as u32;
-        kept.push_str(text(chosen));
-        out.push(EndpointInfo {
+        let start = store.texts.len() as u32;
+        store.texts.push_str(text(chosen));
+        store.endpoints.push(EndpointInfo {
             ip: chosen.ip,
             port: chosen.port,
             node: ep.node_name.as_deref().map(|n| nodes.get(n)),
             ready: ep.conditions.ready,
             serving: ep.conditions.serving,
             terminating: ep.conditions.terminating,
-            text: (start, kept.len() as u32),
+            text: (start, store.texts.len() as u32),
         });
         i = j;
     }
-    (out, kept.into_boxed_str())
 }
 
 /// Which endpoints of a service port one list holds.
