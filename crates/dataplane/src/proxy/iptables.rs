@@ -293,141 +293,9 @@ impl RuleRef<'_> {
         out.push_str("-A ");
         self.chain.push_to(out, model);
         for a in self.args {
-            match a {
-                Arg::Comment(c, quoted) => {
-                    out.push_str(" -m comment --comment ");
-                    if *quoted {
-                        out.push('"');
-                        c.push_to(out, model);
-                        out.push('"');
-                    } else {
-                        c.push_to(out, model);
-                    }
-                }
-                Arg::Proto(p) => {
-                    out.push_str(" -m ");
-                    out.push_str(p.as_str());
-                    out.push_str(" -p ");
-                    out.push_str(p.as_str());
-                }
-                Arg::Dst(addr, n) => {
-                    neg(out, *n);
-                    out.push_str(" -d ");
-                    addr.push_to(out);
-                }
-                Arg::Src(addr, n) => {
-                    neg(out, *n);
-                    out.push_str(" -s ");
-                    addr.push_to(out);
-                }
-                Arg::SrcEndpoint(i, j) => {
-                    out.push_str(" -s ");
-                    out.push_str(
-                        model
-                            .expect("an endpoint address needs its family model")
-                            .ports[*i as usize]
-                            .endpoint_ip_text(*j),
-                    );
-                }
-                Arg::DPort(p) => {
-                    out.push_str(" --dport ");
-                    push_u32(out, (*p).into());
-                }
-                Arg::DstTypeLocal(n) => {
-                    out.push_str(" -m addrtype");
-                    neg(out, *n);
-                    out.push_str(" --dst-type LOCAL");
-                }
-                Arg::SrcTypeLocal => out.push_str(" -m addrtype --src-type LOCAL"),
-                Arg::Mark(m, n) => {
-                    out.push_str(" -m mark");
-                    neg(out, *n);
-                    out.push_str(" --mark ");
-                    out.push_str(m);
-                    out.push('/');
-                    out.push_str(m);
-                }
-                Arg::CtState(s, n) => {
-                    out.push_str(" -m conntrack");
-                    neg(out, *n);
-                    out.push_str(" --ctstate ");
-                    out.push_str(s);
-                }
-                Arg::Statistic(n) => {
-                    out.push_str(" -m statistic --mode random --probability ");
-                    match model {
-                        Some(m) => out.push_str(&m.probability(*n as usize)),
-                        None => out.push_str(&super::super::names::probability(*n as usize)),
-                    }
-                }
-                Arg::RecentCheck(name, secs) => {
-                    out.push_str(" -m recent --name ");
-                    name.push_to(out, model);
-                    out.push_str(" --rcheck --seconds ");
-                    push_u32(out, *secs);
-                    out.push_str(" --reap");
-                }
-                Arg::RecentSet(name) => {
-                    out.push_str(" -m recent --name ");
-                    name.push_to(out, model);
-                    out.push_str(" --set");
-                }
-                Arg::InIface(i, n) => {
-                    neg(out, *n);
-                    out.push_str(" -i ");
-                    out.push_str(i);
-                }
-                Arg::MatchSet(name, dir, n) => {
-                    out.push_str(" -m set");
-                    neg(out, *n);
-                    out.push_str(" --match-set ");
-                    out.push_str(name);
-                    out.push(' ');
-                    out.push_str(dir);
-                }
-            }
+            push_arg(out, a, model);
         }
-        match self.target {
-            Target::Jump(c) => {
-                out.push_str(" -j ");
-                c.push_to(out, model);
-            }
-            Target::Accept => out.push_str(" -j ACCEPT"),
-            Target::Drop => out.push_str(" -j DROP"),
-            Target::Reject => out.push_str(" -j REJECT"),
-            Target::Return => out.push_str(" -j RETURN"),
-            Target::Dnat(d) => {
-                out.push_str(" -j DNAT --to-destination ");
-                match d {
-                    DnatTo::Addr(a) => out.push_str(a),
-                    DnatTo::Endpoint(i, j) => out.push_str(
-                        model
-                            .expect("a DNAT to an endpoint needs its family model")
-                            .ports[*i as usize]
-                            .endpoint_addr(*j),
-                    ),
-                }
-            }
-            Target::Masquerade { random_fully } => {
-                out.push_str(" -j MASQUERADE");
-                if *random_fully {
-                    out.push_str(" --random-fully");
-                }
-            }
-            Target::Snat(s) => {
-                out.push_str(" -j SNAT --to-source ");
-                out.push_str(s);
-            }
-            Target::MarkOr(m) => {
-                out.push_str(" -j MARK --or-mark ");
-                out.push_str(m);
-            }
-            Target::MarkXor(m) => {
-                out.push_str(" -j MARK --xor-mark ");
-                out.push_str(m);
-            }
-            Target::None => {}
-        }
+        push_target(out, self.target, model);
     }
 
     /// The line as a string.
@@ -435,6 +303,148 @@ impl RuleRef<'_> {
         let mut s = String::new();
         self.render(&mut s, model);
         s
+    }
+}
+
+/// Appends one match argument, with the space before it, as `iptables-save` prints it.
+fn push_arg(out: &mut String, a: &Arg, model: Option<&FamilyModel>) {
+    match a {
+        Arg::Comment(c, quoted) => {
+            out.push_str(" -m comment --comment ");
+            if *quoted {
+                out.push('"');
+                c.push_to(out, model);
+                out.push('"');
+            } else {
+                c.push_to(out, model);
+            }
+        }
+        Arg::Proto(p) => {
+            out.push_str(" -m ");
+            out.push_str(p.as_str());
+            out.push_str(" -p ");
+            out.push_str(p.as_str());
+        }
+        Arg::Dst(addr, n) => {
+            neg(out, *n);
+            out.push_str(" -d ");
+            addr.push_to(out);
+        }
+        Arg::Src(addr, n) => {
+            neg(out, *n);
+            out.push_str(" -s ");
+            addr.push_to(out);
+        }
+        Arg::SrcEndpoint(i, j) => {
+            out.push_str(" -s ");
+            out.push_str(
+                model
+                    .expect("an endpoint address needs its family model")
+                    .ports[*i as usize]
+                    .endpoint_ip_text(*j),
+            );
+        }
+        Arg::DPort(p) => {
+            out.push_str(" --dport ");
+            push_u32(out, (*p).into());
+        }
+        Arg::DstTypeLocal(n) => {
+            out.push_str(" -m addrtype");
+            neg(out, *n);
+            out.push_str(" --dst-type LOCAL");
+        }
+        Arg::SrcTypeLocal => out.push_str(" -m addrtype --src-type LOCAL"),
+        Arg::Mark(m, n) => {
+            out.push_str(" -m mark");
+            neg(out, *n);
+            out.push_str(" --mark ");
+            out.push_str(m);
+            out.push('/');
+            out.push_str(m);
+        }
+        Arg::CtState(s, n) => {
+            out.push_str(" -m conntrack");
+            neg(out, *n);
+            out.push_str(" --ctstate ");
+            out.push_str(s);
+        }
+        Arg::Statistic(n) => {
+            out.push_str(" -m statistic --mode random --probability ");
+            match model {
+                Some(m) => out.push_str(&m.probability(*n as usize)),
+                None => out.push_str(&super::super::names::probability(*n as usize)),
+            }
+        }
+        Arg::RecentCheck(name, secs) => {
+            out.push_str(" -m recent --name ");
+            name.push_to(out, model);
+            out.push_str(" --rcheck --seconds ");
+            push_u32(out, *secs);
+            out.push_str(" --reap");
+        }
+        Arg::RecentSet(name) => {
+            out.push_str(" -m recent --name ");
+            name.push_to(out, model);
+            out.push_str(" --set");
+        }
+        Arg::InIface(i, n) => {
+            neg(out, *n);
+            out.push_str(" -i ");
+            out.push_str(i);
+        }
+        Arg::MatchSet(name, dir, n) => {
+            out.push_str(" -m set");
+            neg(out, *n);
+            out.push_str(" --match-set ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(dir);
+        }
+    }
+}
+
+/// Appends a rule's target (` -j …`), as `iptables-save` prints it.
+fn push_target(out: &mut String, target: &Target, model: Option<&FamilyModel>) {
+    match target {
+        Target::Jump(c) => {
+            out.push_str(" -j ");
+            c.push_to(out, model);
+        }
+        Target::Accept => out.push_str(" -j ACCEPT"),
+        Target::Drop => out.push_str(" -j DROP"),
+        Target::Reject => out.push_str(" -j REJECT"),
+        Target::Return => out.push_str(" -j RETURN"),
+        Target::Dnat(d) => {
+            out.push_str(" -j DNAT --to-destination ");
+            match d {
+                DnatTo::Addr(a) => out.push_str(a),
+                DnatTo::Endpoint(i, j) => out.push_str(
+                    model
+                        .expect("a DNAT to an endpoint needs its family model")
+                        .ports[*i as usize]
+                        .endpoint_addr(*j),
+                ),
+            }
+        }
+        Target::Masquerade { random_fully } => {
+            out.push_str(" -j MASQUERADE");
+            if *random_fully {
+                out.push_str(" --random-fully");
+            }
+        }
+        Target::Snat(s) => {
+            out.push_str(" -j SNAT --to-source ");
+            out.push_str(s);
+        }
+        Target::MarkOr(m) => {
+            out.push_str(" -j MARK --or-mark ");
+            out.push_str(m);
+        }
+        Target::MarkXor(m) => {
+            out.push_str(" -j MARK --xor-mark ");
+            out.push_str(m);
+        }
+        Target::None => {}
     }
 }
 
@@ -865,8 +875,6 @@ impl RuleSink for IptTable {
 struct TextTable<'m> {
     model: &'m FamilyModel,
     builtin: &'static [&'static str],
-    /// The arguments of the rule being written (reused from rule to rule).
-    args: Vec<Arg>,
     part: TextPart,
 }
 
@@ -882,7 +890,6 @@ impl<'m> TextTable<'m> {
         TextTable {
             model,
             builtin,
-            args: Vec::with_capacity(8),
             part: TextPart {
                 decl: String::with_capacity(chains * 40),
                 builtin: String::new(),
@@ -900,19 +907,20 @@ impl RuleSink for TextTable<'_> {
         decl.push_str(" - [0:0]\n");
     }
     fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
-        self.args.clear();
-        self.args.extend(args);
+        // RuleRef::render, one argument at a time as they come: collecting them first
+        // would only move them twice.
+        let model = Some(self.model);
         let buf = if is_builtin(self.builtin, &chain) {
             &mut self.part.builtin
         } else {
             &mut self.part.rules
         };
-        RuleRef {
-            chain: &chain,
-            args: &self.args,
-            target: &target,
+        buf.push_str("-A ");
+        chain.push_to(buf, model);
+        for a in args {
+            push_arg(buf, &a, model);
         }
-        .render(buf, Some(self.model));
+        push_target(buf, &target, model);
         buf.push('\n');
     }
 }
