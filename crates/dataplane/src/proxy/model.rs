@@ -58,8 +58,13 @@ pub struct EndpointInfo {
     pub ready: bool,
     pub serving: bool,
     pub terminating: bool,
-    /// Where this endpoint's `ip:port` text is in its [`EndpointStore`]'s texts.
-    text: (u32, u32),
+    /// Where this endpoint's `ip:port` text starts in its [`EndpointStore`]'s texts, its
+    /// length, and the length of the address in it (which starts after the `[` of an IPv6
+    /// address): rules quote the address alone as often as the whole, and finding it again
+    /// each time was a search per rule.
+    text: u32,
+    text_len: u8,
+    ip_len: u8,
 }
 
 /// The endpoints of the service ports of one chunk of Services (both families), and their
@@ -96,9 +101,17 @@ impl<'a> IntoIterator for &'a Endpoints {
 }
 
 impl Endpoints {
-    /// `ip:port` (`[ip]:port` for IPv6) of endpoint `e` (one of these).
-    fn text_of(&self, e: &EndpointInfo) -> &str {
-        &self.store.texts[e.text.0 as usize..e.text.1 as usize]
+    /// `ip:port` (`[ip]:port` for IPv6) of endpoint `j`.
+    fn addr(&self, j: u32) -> &str {
+        let e = &self[j as usize];
+        let start = e.text as usize;
+        &self.store.texts[start..start + usize::from(e.text_len)]
+    }
+    /// The address of endpoint `j` as text.
+    fn ip_text(&self, j: u32) -> &str {
+        let e = &self[j as usize];
+        let start = e.text as usize + usize::from(e.ip.is_ipv6());
+        &self.store.texts[start..start + usize::from(e.ip_len)]
     }
 }
 
@@ -160,16 +173,11 @@ impl ServicePortInfo {
     }
     /// `ip:port` (`[ip]:port` for IPv6) of endpoint `j`.
     pub fn endpoint_addr(&self, j: u32) -> &str {
-        self.endpoints.text_of(&self.endpoints[j as usize])
+        self.endpoints.addr(j)
     }
     /// The address of endpoint `j` as text.
     pub fn endpoint_ip_text(&self, j: u32) -> &str {
-        let addr = self.endpoint_addr(j);
-        let colon = addr.rfind(':').expect("ip:port");
-        match self.endpoints[j as usize].ip {
-            IpAddr::V4(_) => &addr[..colon],
-            IpAddr::V6(_) => &addr[1..colon - 1],
-        }
+        self.endpoints.ip_text(j)
     }
     /// `ExternallyAccessible`: reachable via NodePort, an external IP or a load-balancer IP.
     pub fn externally_accessible(&self) -> bool {
@@ -936,7 +944,10 @@ fn collect_endpoints<'a>(
             .unwrap_or(&group[0]);
         let ep = chosen.ep;
         let start = store.texts.len() as u32;
-        store.texts.push_str(text(chosen));
+        let addr = text(chosen);
+        store.texts.push_str(addr);
+        // `ip:port`, or `[ip]:port` for IPv6 (at most 47 characters).
+        let ip_len = addr.rfind(':').expect("ip:port") - if chosen.ip.is_ipv6() { 2 } else { 0 };
         store.endpoints.push(EndpointInfo {
             ip: chosen.ip,
             port: chosen.port,
@@ -944,7 +955,9 @@ fn collect_endpoints<'a>(
             ready: ep.conditions.ready,
             serving: ep.conditions.serving,
             terminating: ep.conditions.terminating,
-            text: (start, store.texts.len() as u32),
+            text: start,
+            text_len: addr.len() as u8,
+            ip_len: ip_len as u8,
         });
         i = j;
     }
@@ -1170,6 +1183,9 @@ mod tests {
                 );
                 for (j, e) in sp.endpoints.iter().enumerate() {
                     let j = j as u32;
+                    // The texts kept for each endpoint.
+                    assert_eq!(sp.endpoint_addr(j), e.addr());
+                    assert_eq!(sp.endpoint_ip_text(j), e.ip.to_string());
                     let chain = names::endpoint_chain(&sp.name, proto, sp.endpoint_addr(j));
                     assert_eq!(m.ipt_endpoint_hash(i, j), &chain["KUBE-SEP-".len()..]);
                     assert_eq!(
