@@ -50,20 +50,69 @@ fn push_hash_prefix<const N: usize>(out: &mut String, parts: &[&[u8]]) {
 /// The first `N` (at most 25) characters of base32(sha256(the concatenated `parts`)), as
 /// bytes, without allocating.
 fn hash_chars<const N: usize>(parts: &[&[u8]]) -> [u8; N] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    let digest = h.finalize();
-    // The first 16 bytes (128 bits) hold the first 25 characters.
-    let bits = digest[..16]
-        .iter()
-        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+    // The first 16 bytes (128 bits) of the digest hold the first 25 characters.
+    let bits = sha256_prefix(parts);
     let mut out = [0u8; N];
     for (i, c) in out.iter_mut().enumerate() {
         *c = BASE32_ALPHABET[((bits >> (123 - 5 * i)) & 0x1f) as usize];
     }
     out
+}
+
+/// SHA-256's initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_H0: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// The longest message [`sha256_prefix`] pads itself: two blocks, less the `0x80` byte and
+/// the 8-byte length.
+const SHORT_MESSAGE_MAX: usize = 128 - 9;
+
+/// The first 16 bytes of sha256(the concatenated `parts`), big-endian.
+///
+/// Chain names hash short messages (a service port name, a protocol, an endpoint), almost
+/// always one block. For those the message is padded here (FIPS 180-4 §5.1.1) and handed
+/// straight to the compression function: going through `Sha256`'s buffering and
+/// finalization costs as much again as the compression itself, and a node's rules hash a few
+/// hundred thousand such names. Longer messages take the ordinary path.
+fn sha256_prefix(parts: &[&[u8]]) -> u128 {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let words: [u32; 4] = if len <= SHORT_MESSAGE_MAX {
+        let mut blocks = [[0u8; 64]; 2];
+        let n_blocks = if len + 9 <= 64 { 1 } else { 2 };
+        {
+            let flat = blocks.as_flattened_mut();
+            let mut at = 0;
+            for p in parts {
+                flat[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+            flat[at] = 0x80;
+            let end = n_blocks * 64;
+            flat[end - 8..end].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+        }
+        let mut state = SHA256_H0;
+        sha2::block_api::compress256(&mut state, &blocks[..n_blocks]);
+        [state[0], state[1], state[2], state[3]]
+    } else {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        let digest = h.finalize();
+        let word = |k: usize| {
+            u32::from_be_bytes([
+                digest[4 * k],
+                digest[4 * k + 1],
+                digest[4 * k + 2],
+                digest[4 * k + 3],
+            ])
+        };
+        [word(0), word(1), word(2), word(3)]
+    };
+    words
+        .iter()
+        .fold(0u128, |acc, &w| (acc << 32) | u128::from(w))
 }
 
 fn hash16(parts: &[&[u8]]) -> [u8; 16] {
@@ -134,6 +183,28 @@ pub fn push_hash_and_truncate(out: &mut String, name: &str) {
     }
 }
 
+/// Appends the name [`nft_service_base`] hashes: `ns/name/proto/port`.
+pub fn push_nft_port_name(
+    out: &mut String,
+    namespace: &str,
+    name: &str,
+    protocol: &str,
+    port_name: &str,
+) {
+    for part in [namespace, "/", name, "/", protocol, "/", port_name] {
+        out.push_str(part);
+    }
+}
+
+/// Appends what an endpoint's name adds to its port's ([`push_nft_port_name`]):
+/// `__ip/port`, with IPv6 colons as dots.
+pub fn push_nft_endpoint_part(out: &mut String, ip: std::net::IpAddr, port: u16) {
+    out.push_str("__");
+    crate::proxy::text::push_ip_dotted(out, ip);
+    out.push('/');
+    crate::proxy::text::push_u32(out, port.into());
+}
+
 /// Writes the name [`nft_endpoint_base`] hashes (`ns/name/proto/port__ip/port`, IPv6 colons as
 /// dots) into `out`, replacing its content.
 pub fn nft_endpoint_name_into(
@@ -146,9 +217,8 @@ pub fn nft_endpoint_name_into(
     port: u16,
 ) {
     out.clear();
-    for part in [namespace, "/", name, "/", protocol, "/", port_name, "__"] {
-        out.push_str(part);
-    }
+    push_nft_port_name(out, namespace, name, protocol, port_name);
+    out.push_str("__");
     out.extend(ip.chars().map(|c| if c == ':' { '.' } else { c }));
     out.push('/');
     crate::proxy::text::push_u32(out, port.into());
@@ -272,6 +342,28 @@ mod tests {
             ("foobar", "MZXW6YTBOI======"),
         ] {
             assert_eq!(base32(input.as_bytes()), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn short_message_hashes_equal_sha256() {
+        // Every length around the one- and two-block boundaries (55/56, 119/120 bytes), split
+        // into parts in different ways, against the `Sha256` digest of the whole message.
+        let msg: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..msg.len() {
+            let m = &msg[..len];
+            let digest = Sha256::digest(m);
+            let want = digest[..16]
+                .iter()
+                .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+            let third = len / 3;
+            for parts in [
+                vec![m],
+                vec![&m[..third], &m[third..]],
+                vec![&m[..third], &[][..], &m[third..2 * third], &m[2 * third..]],
+            ] {
+                assert_eq!(sha256_prefix(&parts), want, "length {len}");
+            }
         }
     }
 

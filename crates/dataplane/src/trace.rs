@@ -846,9 +846,9 @@ impl Walk<'_> {
         let local = svc.spec.external_traffic_policy.as_deref() == Some("Local");
         if local {
             let model = self.dp.family_model(self.family)?;
-            for sp in model.ports.iter().filter(|p| &p.service == nn) {
+            for sp in model.ports.iter().filter(|p| p.is_of(nn)) {
                 for e in sp.endpoints.iter().filter(|e| e.ready) {
-                    if let Some(n) = &e.node {
+                    if let Some(n) = model.node_name(e) {
                         return Some(n.to_string());
                     }
                 }

@@ -1029,9 +1029,8 @@ impl FastIndex {
                         let ep = Ep {
                             bits: ip_bits(e.ip),
                             masq_dst: f.masq.dst_mask(e.ip),
-                            node: e
-                                .node
-                                .as_deref()
+                            node: m
+                                .node_name(e)
                                 .and_then(|n| self.node_index.get(n).copied())
                                 .unwrap_or(NO_NODE),
                             avoid: [
@@ -1371,10 +1370,10 @@ impl PortStatic {
     /// The port's facts, and which of its endpoints are in its Cluster-policy list.
     ///
     /// `categorize` decides the Cluster list and `has_any` from readiness alone (only the
-    /// Local list depends on the node), so asking it about any node gives them; the test
+    /// Local list depends on the node), so asking it about no node gives them; the test
     /// `categorize_is_evaluated_per_node_equal` checks the Local lists against it.
     fn new(sp: &ServicePortInfo) -> (PortStatic, Vec<bool>) {
-        let cat = categorize(sp, "");
+        let cat = categorize(sp, None);
         let mut in_cluster = vec![false; sp.endpoints.len()];
         for (j, _) in cat.cluster() {
             in_cluster[j as usize] = true;
@@ -2621,7 +2620,7 @@ pub(crate) mod checks {
             };
             for (i, sp) in m.ports.iter().enumerate() {
                 for (name, &n) in &ix.node_index {
-                    let want = categorize(sp, name);
+                    let want = categorize(sp, m.node_id(name));
                     let got = PortFacts::new(sp, &f.ports[i], &f.eps, n);
                     // `categorize` numbers endpoints within the port, `PortFacts` across the
                     // model.

@@ -293,141 +293,9 @@ impl RuleRef<'_> {
         out.push_str("-A ");
         self.chain.push_to(out, model);
         for a in self.args {
-            match a {
-                Arg::Comment(c, quoted) => {
-                    out.push_str(" -m comment --comment ");
-                    if *quoted {
-                        out.push('"');
-                        c.push_to(out, model);
-                        out.push('"');
-                    } else {
-                        c.push_to(out, model);
-                    }
-                }
-                Arg::Proto(p) => {
-                    out.push_str(" -m ");
-                    out.push_str(p.as_str());
-                    out.push_str(" -p ");
-                    out.push_str(p.as_str());
-                }
-                Arg::Dst(addr, n) => {
-                    neg(out, *n);
-                    out.push_str(" -d ");
-                    addr.push_to(out);
-                }
-                Arg::Src(addr, n) => {
-                    neg(out, *n);
-                    out.push_str(" -s ");
-                    addr.push_to(out);
-                }
-                Arg::SrcEndpoint(i, j) => {
-                    out.push_str(" -s ");
-                    out.push_str(
-                        model
-                            .expect("an endpoint address needs its family model")
-                            .ports[*i as usize]
-                            .endpoint_ip_text(*j),
-                    );
-                }
-                Arg::DPort(p) => {
-                    out.push_str(" --dport ");
-                    push_u32(out, (*p).into());
-                }
-                Arg::DstTypeLocal(n) => {
-                    out.push_str(" -m addrtype");
-                    neg(out, *n);
-                    out.push_str(" --dst-type LOCAL");
-                }
-                Arg::SrcTypeLocal => out.push_str(" -m addrtype --src-type LOCAL"),
-                Arg::Mark(m, n) => {
-                    out.push_str(" -m mark");
-                    neg(out, *n);
-                    out.push_str(" --mark ");
-                    out.push_str(m);
-                    out.push('/');
-                    out.push_str(m);
-                }
-                Arg::CtState(s, n) => {
-                    out.push_str(" -m conntrack");
-                    neg(out, *n);
-                    out.push_str(" --ctstate ");
-                    out.push_str(s);
-                }
-                Arg::Statistic(n) => {
-                    out.push_str(" -m statistic --mode random --probability ");
-                    match model {
-                        Some(m) => out.push_str(&m.probability(*n as usize)),
-                        None => out.push_str(&super::super::names::probability(*n as usize)),
-                    }
-                }
-                Arg::RecentCheck(name, secs) => {
-                    out.push_str(" -m recent --name ");
-                    name.push_to(out, model);
-                    out.push_str(" --rcheck --seconds ");
-                    push_u32(out, *secs);
-                    out.push_str(" --reap");
-                }
-                Arg::RecentSet(name) => {
-                    out.push_str(" -m recent --name ");
-                    name.push_to(out, model);
-                    out.push_str(" --set");
-                }
-                Arg::InIface(i, n) => {
-                    neg(out, *n);
-                    out.push_str(" -i ");
-                    out.push_str(i);
-                }
-                Arg::MatchSet(name, dir, n) => {
-                    out.push_str(" -m set");
-                    neg(out, *n);
-                    out.push_str(" --match-set ");
-                    out.push_str(name);
-                    out.push(' ');
-                    out.push_str(dir);
-                }
-            }
+            push_arg(out, a, model);
         }
-        match self.target {
-            Target::Jump(c) => {
-                out.push_str(" -j ");
-                c.push_to(out, model);
-            }
-            Target::Accept => out.push_str(" -j ACCEPT"),
-            Target::Drop => out.push_str(" -j DROP"),
-            Target::Reject => out.push_str(" -j REJECT"),
-            Target::Return => out.push_str(" -j RETURN"),
-            Target::Dnat(d) => {
-                out.push_str(" -j DNAT --to-destination ");
-                match d {
-                    DnatTo::Addr(a) => out.push_str(a),
-                    DnatTo::Endpoint(i, j) => out.push_str(
-                        model
-                            .expect("a DNAT to an endpoint needs its family model")
-                            .ports[*i as usize]
-                            .endpoint_addr(*j),
-                    ),
-                }
-            }
-            Target::Masquerade { random_fully } => {
-                out.push_str(" -j MASQUERADE");
-                if *random_fully {
-                    out.push_str(" --random-fully");
-                }
-            }
-            Target::Snat(s) => {
-                out.push_str(" -j SNAT --to-source ");
-                out.push_str(s);
-            }
-            Target::MarkOr(m) => {
-                out.push_str(" -j MARK --or-mark ");
-                out.push_str(m);
-            }
-            Target::MarkXor(m) => {
-                out.push_str(" -j MARK --xor-mark ");
-                out.push_str(m);
-            }
-            Target::None => {}
-        }
+        push_target(out, self.target, model);
     }
 
     /// The line as a string.
@@ -435,6 +303,148 @@ impl RuleRef<'_> {
         let mut s = String::new();
         self.render(&mut s, model);
         s
+    }
+}
+
+/// Appends one match argument, with the space before it, as `iptables-save` prints it.
+fn push_arg(out: &mut String, a: &Arg, model: Option<&FamilyModel>) {
+    match a {
+        Arg::Comment(c, quoted) => {
+            out.push_str(" -m comment --comment ");
+            if *quoted {
+                out.push('"');
+                c.push_to(out, model);
+                out.push('"');
+            } else {
+                c.push_to(out, model);
+            }
+        }
+        Arg::Proto(p) => {
+            out.push_str(" -m ");
+            out.push_str(p.as_str());
+            out.push_str(" -p ");
+            out.push_str(p.as_str());
+        }
+        Arg::Dst(addr, n) => {
+            neg(out, *n);
+            out.push_str(" -d ");
+            addr.push_to(out);
+        }
+        Arg::Src(addr, n) => {
+            neg(out, *n);
+            out.push_str(" -s ");
+            addr.push_to(out);
+        }
+        Arg::SrcEndpoint(i, j) => {
+            out.push_str(" -s ");
+            out.push_str(
+                model
+                    .expect("an endpoint address needs its family model")
+                    .ports[*i as usize]
+                    .endpoint_ip_text(*j),
+            );
+        }
+        Arg::DPort(p) => {
+            out.push_str(" --dport ");
+            push_u32(out, (*p).into());
+        }
+        Arg::DstTypeLocal(n) => {
+            out.push_str(" -m addrtype");
+            neg(out, *n);
+            out.push_str(" --dst-type LOCAL");
+        }
+        Arg::SrcTypeLocal => out.push_str(" -m addrtype --src-type LOCAL"),
+        Arg::Mark(m, n) => {
+            out.push_str(" -m mark");
+            neg(out, *n);
+            out.push_str(" --mark ");
+            out.push_str(m);
+            out.push('/');
+            out.push_str(m);
+        }
+        Arg::CtState(s, n) => {
+            out.push_str(" -m conntrack");
+            neg(out, *n);
+            out.push_str(" --ctstate ");
+            out.push_str(s);
+        }
+        Arg::Statistic(n) => {
+            out.push_str(" -m statistic --mode random --probability ");
+            match model {
+                Some(m) => out.push_str(&m.probability(*n as usize)),
+                None => out.push_str(&super::super::names::probability(*n as usize)),
+            }
+        }
+        Arg::RecentCheck(name, secs) => {
+            out.push_str(" -m recent --name ");
+            name.push_to(out, model);
+            out.push_str(" --rcheck --seconds ");
+            push_u32(out, *secs);
+            out.push_str(" --reap");
+        }
+        Arg::RecentSet(name) => {
+            out.push_str(" -m recent --name ");
+            name.push_to(out, model);
+            out.push_str(" --set");
+        }
+        Arg::InIface(i, n) => {
+            neg(out, *n);
+            out.push_str(" -i ");
+            out.push_str(i);
+        }
+        Arg::MatchSet(name, dir, n) => {
+            out.push_str(" -m set");
+            neg(out, *n);
+            out.push_str(" --match-set ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(dir);
+        }
+    }
+}
+
+/// Appends a rule's target (` -j …`), as `iptables-save` prints it.
+fn push_target(out: &mut String, target: &Target, model: Option<&FamilyModel>) {
+    match target {
+        Target::Jump(c) => {
+            out.push_str(" -j ");
+            c.push_to(out, model);
+        }
+        Target::Accept => out.push_str(" -j ACCEPT"),
+        Target::Drop => out.push_str(" -j DROP"),
+        Target::Reject => out.push_str(" -j REJECT"),
+        Target::Return => out.push_str(" -j RETURN"),
+        Target::Dnat(d) => {
+            out.push_str(" -j DNAT --to-destination ");
+            match d {
+                DnatTo::Addr(a) => out.push_str(a),
+                DnatTo::Endpoint(i, j) => out.push_str(
+                    model
+                        .expect("a DNAT to an endpoint needs its family model")
+                        .ports[*i as usize]
+                        .endpoint_addr(*j),
+                ),
+            }
+        }
+        Target::Masquerade { random_fully } => {
+            out.push_str(" -j MASQUERADE");
+            if *random_fully {
+                out.push_str(" --random-fully");
+            }
+        }
+        Target::Snat(s) => {
+            out.push_str(" -j SNAT --to-source ");
+            out.push_str(s);
+        }
+        Target::MarkOr(m) => {
+            out.push_str(" -j MARK --or-mark ");
+            out.push_str(m);
+        }
+        Target::MarkXor(m) => {
+            out.push_str(" -j MARK --xor-mark ");
+            out.push_str(m);
+        }
+        Target::None => {}
     }
 }
 
@@ -545,6 +555,15 @@ impl IptTable {
             .map(|&i| self.view(&self.rules[i as usize]))
     }
 
+    /// Makes room for the nat rules of `ports` service ports with `endpoints` endpoints in
+    /// all: most service ports write a few rules of a few arguments each, plus three rules
+    /// and a chain per endpoint. Growing the vectors instead would copy them over and over.
+    fn reserve_services(&mut self, ports: usize, endpoints: usize) {
+        self.rules.reserve(64 + ports * 4 + endpoints * 3);
+        self.args.reserve(64 + ports * 8 + endpoints * 4);
+        self.chains.reserve(8 + ports * 2 + endpoints);
+    }
+
     /// Number of `-A` rules (kube-proxy's `sync_proxy_rules_iptables_total` counts these).
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -568,8 +587,8 @@ impl IptablesRules {
     pub fn empty(family: Family) -> IptablesRules {
         IptablesRules {
             family,
-            filter: IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"]),
-            nat: IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
+            filter: filter_table(),
+            nat: nat_table(),
             large_cluster_mode: false,
             model: Arc::new(FamilyModel::empty(family)),
         }
@@ -601,13 +620,7 @@ fn cm(s: &'static str) -> Arg {
 /// Builds the rules of one node and family.
 pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
     let (mut filter, mut nat) = preamble(ctx);
-    // Most services write about a dozen rules of a few arguments each.
-    nat.rules
-        .reserve(64 + model.ports.len() * 4 + model.total_endpoints * 3);
-    nat.args
-        .reserve(64 + model.ports.len() * 8 + model.total_endpoints * 4);
-    nat.chains
-        .reserve(8 + model.ports.len() * 2 + model.total_endpoints);
+    nat.reserve_services(model.ports.len(), model.total_endpoints);
     write_services(&mut filter, &mut nat, model, ctx, 0..model.ports.len());
     postamble(&mut filter, &mut nat, ctx);
     IptablesRules {
@@ -619,12 +632,16 @@ pub fn build(model: &Arc<FamilyModel>, ctx: &NodeCtx) -> IptablesRules {
     }
 }
 
+/// The built-in chains of the filter and nat tables, as `iptables-save` lists them.
+const FILTER_BUILTIN: &[&str] = &["INPUT", "FORWARD", "OUTPUT"];
+const NAT_BUILTIN: &[&str] = &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
+
 fn filter_table() -> IptTable {
-    IptTable::new(vec!["INPUT", "FORWARD", "OUTPUT"])
+    IptTable::new(FILTER_BUILTIN.to_vec())
 }
 
 fn nat_table() -> IptTable {
-    IptTable::new(vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"])
+    IptTable::new(NAT_BUILTIN.to_vec())
 }
 
 /// What kube-proxy writes before the services: its chains, the jumps from the built-in
@@ -758,9 +775,9 @@ fn preamble(ctx: &NodeCtx) -> (IptTable, IptTable) {
 }
 
 /// The rules of the service ports `ports` (indices into the model), in order.
-fn write_services(
-    filter: &mut IptTable,
-    nat: &mut IptTable,
+fn write_services<S: RuleSink>(
+    filter: &mut S,
+    nat: &mut S,
     model: &FamilyModel,
     ctx: &NodeCtx,
     ports: std::ops::Range<usize>,
@@ -769,6 +786,7 @@ fn write_services(
         filter,
         nat,
         ctx,
+        node: model.node_id(&ctx.node),
         large: model.total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD,
         if_local: ctx.local_detector.ipt_if_local(),
         if_not_local: ctx.local_detector.ipt_if_not_local(),
@@ -832,21 +850,98 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("static CIDR")
 }
 
+/// Where [`write_services`] puts chains and rules: a table kept as data ([`IptTable`], for
+/// [`build`] and the tracer), or text written as the rules arrive ([`TextTable`], for
+/// [`render_node`], which has no use for the data). One writer serves both, so the two cannot
+/// disagree.
+trait RuleSink {
+    /// Declares one of kube-proxy's chains.
+    fn chain(&mut self, name: Chain);
+    /// Appends a rule.
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target);
+}
+
+impl RuleSink for IptTable {
+    fn chain(&mut self, name: Chain) {
+        IptTable::chain(self, name);
+    }
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
+        IptTable::push(self, chain, args, target);
+    }
+}
+
+/// One table of a run of service ports as text: [`render_part`] of the table the same rules
+/// would make, written rule by rule, without the table.
+struct TextTable<'m> {
+    model: &'m FamilyModel,
+    builtin: &'static [&'static str],
+    part: TextPart,
+}
+
+impl<'m> TextTable<'m> {
+    /// A table with these built-in chains, with room for about `chains` chains and `rules`
+    /// rules.
+    fn new(
+        model: &'m FamilyModel,
+        builtin: &'static [&'static str],
+        chains: usize,
+        rules: usize,
+    ) -> Self {
+        TextTable {
+            model,
+            builtin,
+            part: TextPart {
+                decl: String::with_capacity(chains * 40),
+                builtin: String::new(),
+                rules: String::with_capacity(rules * 128),
+            },
+        }
+    }
+}
+
+impl RuleSink for TextTable<'_> {
+    fn chain(&mut self, name: Chain) {
+        let decl = &mut self.part.decl;
+        decl.push(':');
+        name.push_to(decl, Some(self.model));
+        decl.push_str(" - [0:0]\n");
+    }
+    fn push(&mut self, chain: Chain, args: impl IntoIterator<Item = Arg>, target: Target) {
+        // RuleRef::render, one argument at a time as they come: collecting them first
+        // would only move them twice.
+        let model = Some(self.model);
+        let buf = if is_builtin(self.builtin, &chain) {
+            &mut self.part.builtin
+        } else {
+            &mut self.part.rules
+        };
+        buf.push_str("-A ");
+        chain.push_to(buf, model);
+        for a in args {
+            push_arg(buf, &a, model);
+        }
+        push_target(buf, &target, model);
+        buf.push('\n');
+    }
+}
+
 /// Writes the rules of each service port into the two tables.
-struct ServiceWriter<'a> {
-    filter: &'a mut IptTable,
-    nat: &'a mut IptTable,
+struct ServiceWriter<'a, S: RuleSink> {
+    filter: &'a mut S,
+    nat: &'a mut S,
     ctx: &'a NodeCtx,
+    /// The node's index in the model's node names.
+    node: Option<u32>,
     large: bool,
     if_local: Option<Arg>,
     if_not_local: Option<Arg>,
 }
 
-impl ServiceWriter<'_> {
+impl<S: RuleSink> ServiceWriter<'_, S> {
     fn write_service(&mut self, i: u32, sp: &ServicePortInfo) {
         let (filter, nat, ctx) = (&mut *self.filter, &mut *self.nat, self.ctx);
         let proto = sp.proto;
-        let cat = categorize(sp, &ctx.node);
+        let cat = categorize(sp, self.node);
         let cluster_chain = Chain::Svc(i);
         let local_chain = Chain::Svl(i);
         let ext_chain = Chain::Ext(i);
@@ -1151,7 +1246,7 @@ impl ServiceWriter<'_> {
 /// The jumps from a service chain to its endpoints' chains: affinity checks first, then one
 /// jump per endpoint with the probability that spreads new connections evenly.
 fn endpoint_jumps<'e>(
-    nat: &mut IptTable,
+    nat: &mut impl RuleSink,
     large: bool,
     i: u32,
     sp: &ServicePortInfo,
@@ -1309,9 +1404,21 @@ pub fn render_node(
     let runs: Vec<[TextPart; 2]> = (0..n.div_ceil(RUN))
         .into_par_iter()
         .map(|k| {
-            let (mut f, mut t) = (filter_table(), nat_table());
-            write_services(&mut f, &mut t, model, ctx, k * RUN..((k + 1) * RUN).min(n));
-            [render_part(&f, m), render_part(&t, m)]
+            let run = k * RUN..((k + 1) * RUN).min(n);
+            let endpoints: usize = model.ports[run.clone()]
+                .iter()
+                .map(|p| p.endpoints.len())
+                .sum();
+            let mut f = TextTable::new(model, FILTER_BUILTIN, 0, 0);
+            // As many chains and rules as IptTable::reserve_services reserves.
+            let mut t = TextTable::new(
+                model,
+                NAT_BUILTIN,
+                run.len() * 2 + endpoints,
+                run.len() * 4 + endpoints * 3,
+            );
+            write_services(&mut f, &mut t, model, ctx, run);
+            [f.part, t.part]
         })
         .collect();
     let (mut f, mut t) = (filter_table(), nat_table());

@@ -273,6 +273,19 @@ impl NftablesRules {
             .map(move |&j| NChain::Endpoint(port, j))
     }
 
+    /// Makes room for the chains, rules and elements of `ports` service ports with
+    /// `endpoints` endpoints in all (a chain of two or three rules per endpoint, a few rules
+    /// and elements per service port). Growing the vectors instead would copy them over and
+    /// over.
+    fn reserve_services(&mut self, ports: usize, endpoints: usize) {
+        self.chains.reserve(ports + endpoints);
+        self.rules.reserve(ports * 3 + endpoints * 2);
+        self.exprs.reserve(ports * 4 + endpoints);
+        self.numgen.reserve(endpoints);
+        self.cluster_ips.reserve(ports);
+        self.service_ips.reserve(ports);
+    }
+
     /// Rules plus map and set elements, the way `nft` would count table content.
     pub fn rule_count(&self) -> usize {
         self.rules.len()
@@ -554,20 +567,15 @@ fn start(model: &Arc<FamilyModel>, ctx: &NodeCtx, reserve: bool) -> NftablesRule
         );
     }
 
-    let (n_ports, n_eps) = if reserve {
-        (model.ports.len(), model.total_endpoints)
-    } else {
-        (0, 0)
-    };
     let mut out = NftablesRules {
         family: ctx.family,
-        chains: Vec::with_capacity(b.chains.len() + n_ports + n_eps),
-        rules: Vec::with_capacity(64 + n_ports * 2 + n_eps * 2),
-        exprs: Vec::with_capacity(64 + n_ports * 2 + n_eps),
-        numgen: Vec::with_capacity(n_eps),
-        cluster_ips: Vec::with_capacity(n_ports),
+        chains: Vec::with_capacity(b.chains.len()),
+        rules: Vec::with_capacity(64),
+        exprs: Vec::with_capacity(64),
+        numgen: Vec::new(),
+        cluster_ips: Vec::new(),
         nodeport_ips,
-        service_ips: Vec::with_capacity(n_ports),
+        service_ips: Vec::new(),
         service_nodeports: Vec::new(),
         no_endpoint_services: Vec::new(),
         no_endpoint_nodeports: Vec::new(),
@@ -582,6 +590,9 @@ fn start(model: &Arc<FamilyModel>, ctx: &NodeCtx, reserve: bool) -> NftablesRule
         model: model.clone(),
         index: OnceLock::new(),
     };
+    if reserve {
+        out.reserve_services(model.ports.len(), model.total_endpoints);
+    }
     // The fixed chains come first, in the order they were first named.
     for c in b.chains {
         let mut e = Emitter::begin(&mut out);
@@ -605,12 +616,14 @@ fn write_services(out: &mut NftablesRules, ctx: &NodeCtx, ports: std::ops::Range
     let model = out.model.clone();
     let if_local = ctx.local_detector.nft_if_local();
     let if_not_local = ctx.local_detector.nft_if_not_local();
+    let node = model.node_id(&ctx.node);
     for i in ports {
         write_service(
             out,
             i as u32,
             &model.ports[i],
             ctx,
+            node,
             if_local.as_ref(),
             if_not_local.as_ref(),
         );
@@ -644,10 +657,11 @@ fn write_service(
     i: u32,
     sp: &ServicePortInfo,
     ctx: &NodeCtx,
+    node: Option<u32>,
     if_local: Option<&Expr>,
     if_not_local: Option<&Expr>,
 ) {
-    let cat = categorize(sp, &ctx.node);
+    let cat = categorize(sp, node);
     let cluster_chain = NChain::Service(i);
     let local_chain = NChain::Local(i);
     let ext_chain = NChain::External(i);
@@ -1382,8 +1396,14 @@ pub fn render_node_into(model: &Arc<FamilyModel>, ctx: &NodeCtx, out: &mut Strin
     let n = model.ports.len();
     let mut parts = vec![render_part(&fixed)];
     parts.par_extend((0..n.div_ceil(RUN)).into_par_iter().map(|k| {
+        let run = k * RUN..((k + 1) * RUN).min(n);
+        let endpoints = model.ports[run.clone()]
+            .iter()
+            .map(|p| p.endpoints.len())
+            .sum();
         let mut t = empty_like(&fixed);
-        write_services(&mut t, ctx, k * RUN..((k + 1) * RUN).min(n));
+        t.reserve_services(run.len(), endpoints);
+        write_services(&mut t, ctx, run);
         render_part(&t)
     }));
     let size: usize = parts
