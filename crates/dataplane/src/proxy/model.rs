@@ -1364,7 +1364,9 @@ mod tests {
         .into_iter()
         .collect();
         let [v4, v6] = models(&state);
-        let got: Vec<(String, Vec<(String, bool, Option<String>)>)> = v4
+        /// An endpoint as the test reads it: address, terminating, node.
+        type Ep = (String, bool, Option<String>);
+        let got: Vec<(String, Vec<Ep>)> = v4
             .ports
             .iter()
             .map(|sp| {
