@@ -134,6 +134,9 @@ pub struct ServicePortInfo {
     service_at: (u32, u32),
     pub proto: Proto,
     pub cluster_ip: IpAddr,
+    /// Where the cluster IP's text is in the [`EndpointStore`]'s texts, and its length: both
+    /// modes write it in several rules and elements per port, on every render.
+    cluster_ip_at: (u32, u8),
     pub port: u16,
     /// 0 when the port has no NodePort.
     pub node_port: u16,
@@ -178,6 +181,11 @@ impl ServicePortInfo {
     /// The address of endpoint `j` as text.
     pub fn endpoint_ip_text(&self, j: u32) -> &str {
         self.endpoints.ip_text(j)
+    }
+    /// The cluster IP as text.
+    pub fn cluster_ip_text(&self) -> &str {
+        let (start, len) = self.cluster_ip_at;
+        &self.endpoints.store.texts[start as usize..start as usize + usize::from(len)]
     }
     /// `ExternallyAccessible`: reachable via NodePort, an external IP or a load-balancer IP.
     pub fn externally_accessible(&self) -> bool {
@@ -784,6 +792,9 @@ fn model_chunk<'a>(
                 let Some(cluster_ip) = cluster_ips[f].filter(|_| wanted[f]) else {
                     continue;
                 };
+                let ip_start = store.texts.len();
+                super::text::push_ip(&mut store.texts, cluster_ip);
+                let cluster_ip_at = (ip_start as u32, (store.texts.len() - ip_start) as u8);
                 let first = store.endpoints.len() as u32;
                 collect_endpoints(
                     svc_slices.iter().filter(|o| o.family == f).map(|o| o.slice),
@@ -802,6 +813,7 @@ fn model_chunk<'a>(
                     name: name.clone(),
                     proto,
                     cluster_ip,
+                    cluster_ip_at,
                     port: sp.port,
                     node_port: sp.node_port.unwrap_or(0),
                     external_ips: svc
@@ -1183,7 +1195,8 @@ mod tests {
                 );
                 for (j, e) in sp.endpoints.iter().enumerate() {
                     let j = j as u32;
-                    // The texts kept for each endpoint.
+                    // The texts kept for each endpoint and port.
+                    assert_eq!(sp.cluster_ip_text(), sp.cluster_ip.to_string());
                     assert_eq!(sp.endpoint_addr(j), e.addr());
                     assert_eq!(sp.endpoint_ip_text(j), e.ip.to_string());
                     let chain = names::endpoint_chain(&sp.name, proto, sp.endpoint_addr(j));
