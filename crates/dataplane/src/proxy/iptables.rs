@@ -1390,8 +1390,9 @@ fn is_builtin(builtin: &[&str], c: &Chain) -> bool {
     }
 }
 
-/// How many service ports [`render_node`] writes and renders at a time.
-const RUN: usize = 256;
+/// How many service ports [`render_node`] writes and renders at a time: as many as the model
+/// names at a time, so that each run's task makes and uses its own ports' chain names.
+const RUN: usize = super::model::NAME_CHUNK;
 
 /// Renders the rules of one node and family exactly as [`render`] renders [`build`]'s, without
 /// keeping them: the service ports are written and rendered in runs, in parallel, each run's
@@ -1405,8 +1406,6 @@ pub fn render_node(
 ) -> String {
     use rayon::prelude::*;
     let m = Some(&**model);
-    // The names are shared by every run: compute them before the runs start.
-    model.ipt_names();
     let (pf, pn) = preamble(ctx);
     let pre = [render_part(&pf, m), render_part(&pn, m)];
     let n = model.ports.len();

@@ -1400,8 +1400,9 @@ pub fn render_into(r: &NftablesRules, out: &mut String) {
     assemble(r, &[render_part(r)], out);
 }
 
-/// How many service ports [`render_node_into`] writes and renders at a time.
-const RUN: usize = 256;
+/// How many service ports [`render_node_into`] writes and renders at a time: as many as the model
+/// names at a time, so that each run's task makes and uses its own ports' chain names.
+const RUN: usize = super::model::NAME_CHUNK;
 
 /// Renders the table of one node and family exactly as [`render`] renders [`build`]'s,
 /// appended to `out`, without keeping it: the service ports are written and rendered in
@@ -1409,8 +1410,6 @@ const RUN: usize = 256;
 /// order (so the output does not depend on the number of threads).
 pub fn render_node_into(model: &Arc<FamilyModel>, ctx: &NodeCtx, out: &mut String) {
     use rayon::prelude::*;
-    // The names are shared by every run: compute them before the runs start.
-    model.nft_names();
     let fixed = start(model, ctx, false);
     let n = model.ports.len();
     let mut parts = vec![render_part(&fixed)];
