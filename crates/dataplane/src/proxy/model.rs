@@ -1365,7 +1365,9 @@ mod tests {
         .into_iter()
         .collect();
         let [v4, v6] = models(&state);
-        let got: Vec<(String, Vec<(String, bool, Option<String>)>)> = v4
+        // (ip:port, terminating, node) of each endpoint.
+        type EpRow = (String, bool, Option<String>);
+        let got: Vec<(String, Vec<EpRow>)> = v4
             .ports
             .iter()
             .map(|sp| {
