@@ -223,6 +223,8 @@ pub enum Arg {
     Src(Addr, bool),
     /// `-s IP` of endpoint `j` of service port `i` (the hairpin rule of its chain).
     SrcEndpoint(u32, u32),
+    /// `-d IP` of service port `i`'s cluster IP (whose text the model keeps).
+    DstClusterIp(u32),
     /// `--dport N`.
     DPort(u16),
     /// `-m addrtype --dst-type LOCAL` / `-m addrtype ! --dst-type LOCAL`.
@@ -342,6 +344,13 @@ fn push_arg(out: &mut String, a: &Arg, model: Option<&FamilyModel>) {
                     .expect("an endpoint address needs its family model")
                     .ports[*i as usize]
                     .endpoint_ip_text(*j),
+            );
+        }
+        Arg::DstClusterIp(i) => {
+            out.push_str(" -d ");
+            out.push_str(
+                model.expect("a cluster IP needs its family model").ports[*i as usize]
+                    .cluster_ip_text(),
             );
         }
         Arg::DPort(p) => {
@@ -991,7 +1000,7 @@ impl<S: RuleSink> ServiceWriter<'_, S> {
                 [
                     q(PortComment::ClusterIp),
                     Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(sp.cluster_ip), false),
+                    Arg::DstClusterIp(i),
                     Arg::DPort(sp.port),
                 ],
                 Target::Jump(internal_chain.clone()),
@@ -1002,7 +1011,7 @@ impl<S: RuleSink> ServiceWriter<'_, S> {
                 [
                     q(blocked),
                     Arg::Proto(proto),
-                    Arg::Dst(Addr::Ip(sp.cluster_ip), false),
+                    Arg::DstClusterIp(i),
                     Arg::DPort(sp.port),
                 ],
                 int_target,
@@ -1126,7 +1135,7 @@ impl<S: RuleSink> ServiceWriter<'_, S> {
             let base = [
                 q(PortComment::ClusterIp),
                 Arg::Proto(proto),
-                Arg::Dst(Addr::Ip(sp.cluster_ip), false),
+                Arg::DstClusterIp(i),
                 Arg::DPort(sp.port),
             ];
             if ctx.masquerade_all {
@@ -1381,8 +1390,9 @@ fn is_builtin(builtin: &[&str], c: &Chain) -> bool {
     }
 }
 
-/// How many service ports [`render_node`] writes and renders at a time.
-const RUN: usize = 256;
+/// How many service ports [`render_node`] writes and renders at a time: as many as the model
+/// names at a time, so that each run's task makes and uses its own ports' chain names.
+const RUN: usize = super::model::NAME_CHUNK;
 
 /// Renders the rules of one node and family exactly as [`render`] renders [`build`]'s, without
 /// keeping them: the service ports are written and rendered in runs, in parallel, each run's
@@ -1396,8 +1406,6 @@ pub fn render_node(
 ) -> String {
     use rayon::prelude::*;
     let m = Some(&**model);
-    // The names are shared by every run: compute them before the runs start.
-    model.ipt_names();
     let (pf, pn) = preamble(ctx);
     let pre = [render_part(&pf, m), render_part(&pn, m)];
     let n = model.ports.len();
@@ -1516,6 +1524,7 @@ fn rule_matches(rule: &RuleRef<'_>, model: &FamilyModel, p: &PacketCtx, dst: IpA
             Arg::SrcTypeLocal => p.src_is_local,
             Arg::Proto(pr) => *pr == p.proto,
             Arg::Dst(addr, neg) => addr.contains(dst) != *neg,
+            Arg::DstClusterIp(i) => model.ports[*i as usize].cluster_ip == dst,
             Arg::DstTypeLocal(neg) => p.is_local_addr(dst) != *neg,
             Arg::DPort(port) => *port == p.dport,
             // Rules that check state or history never match in the tracer: it traces the

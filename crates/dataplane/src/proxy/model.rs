@@ -3,15 +3,17 @@
 //!
 //! Built once per family for the whole cluster; the per-node parts (which endpoints are local,
 //! which node addresses accept NodePorts) are decided later, per node, in [`super::NodeCtx`].
-//! Chain names are hashed here, once per mode and on first use ([`FamilyModel::ipt_names`],
-//! [`FamilyModel::nft_names`]), so that generating rules for another node costs no hashing,
-//! and a cluster running one mode never hashes the other mode's names.
+//! Chain names are hashed here, per mode and per chunk of service ports, on first use
+//! ([`FamilyModel::ipt_port_hash`], [`FamilyModel::nft_endpoint_base`], …): generating rules
+//! for another node costs no hashing, a cluster running one mode never hashes the other
+//! mode's names, a trace hashes only the chunks it reads, and the task that renders a run of
+//! ports names them just before it writes them.
 //!
 //! Nothing here is an allocation per endpoint, and few are per service port: the models of
-//! both families are built together, a chunk of Services at a time, and a chunk's endpoints,
-//! their `ip:port` texts ([`EndpointStore`]) and their chain names ([`IptNames`],
-//! [`NftNames`]) are each kept in one place that the chunk's ports share. Endpoints name their
-//! node by number ([`NodeNames`]).
+//! both families are built together, a chunk of Services at a time, and a chunk's endpoints
+//! and their `ip:port` texts ([`EndpointStore`]) and a chunk of ports' chain names are each
+//! kept in one place that the chunk's ports share. Endpoints name their node by number
+//! ([`NodeNames`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -134,6 +136,9 @@ pub struct ServicePortInfo {
     service_at: (u32, u32),
     pub proto: Proto,
     pub cluster_ip: IpAddr,
+    /// Where the cluster IP's text is in the [`EndpointStore`]'s texts, and its length: both
+    /// modes write it in several rules and elements per port, on every render.
+    cluster_ip_at: (u32, u8),
     pub port: u16,
     /// 0 when the port has no NodePort.
     pub node_port: u16,
@@ -179,6 +184,11 @@ impl ServicePortInfo {
     pub fn endpoint_ip_text(&self, j: u32) -> &str {
         self.endpoints.ip_text(j)
     }
+    /// The cluster IP as text.
+    pub fn cluster_ip_text(&self) -> &str {
+        let (start, len) = self.cluster_ip_at;
+        &self.endpoints.store.texts[start as usize..start as usize + usize::from(len)]
+    }
     /// `ExternallyAccessible`: reachable via NodePort, an external IP or a load-balancer IP.
     pub fn externally_accessible(&self) -> bool {
         self.node_port != 0 || !self.lb_vips.is_empty() || !self.external_ips.is_empty()
@@ -205,8 +215,17 @@ pub struct FamilyModel {
     /// `computeProbability(n)` for `n` from 1 to the largest endpoint count of any port, so
     /// that writing a rule set formats no floating-point numbers.
     probabilities: Vec<Box<str>>,
-    ipt: OnceLock<IptNames>,
-    nft: OnceLock<NftNames>,
+    /// iptables mode's names, per chunk of [`NAME_CHUNK`] ports, each made on first use.
+    ipt: Box<[OnceLock<IptChunk>]>,
+    /// nftables mode's names, per chunk of [`NAME_CHUNK`] ports, each made on first use.
+    nft: Box<[OnceLock<NftChunk>]>,
+}
+
+/// One empty name table per chunk of [`NAME_CHUNK`] ports.
+fn name_chunks<T>(ports: usize) -> Box<[OnceLock<T>]> {
+    (0..ports.div_ceil(NAME_CHUNK))
+        .map(|_| OnceLock::new())
+        .collect()
 }
 
 impl Clone for FamilyModel {
@@ -217,8 +236,8 @@ impl Clone for FamilyModel {
             total_endpoints: self.total_endpoints,
             nodes: self.nodes.clone(),
             probabilities: self.probabilities.clone(),
-            ipt: OnceLock::new(),
-            nft: OnceLock::new(),
+            ipt: name_chunks(self.ports.len()),
+            nft: name_chunks(self.ports.len()),
         }
     }
 }
@@ -226,16 +245,10 @@ impl Clone for FamilyModel {
 /// The length of the base32 hashes iptables chain names carry.
 const IPT_HASH_LEN: usize = 16;
 
-/// How many service ports one task names. The names are computed a chunk of ports at a time,
-/// in parallel, and kept per chunk: joining them into one table would copy them all on one
-/// thread for nothing.
-const NAME_CHUNK: usize = 256;
-
-/// iptables mode's names, per chunk of [`NAME_CHUNK`] service ports.
-#[derive(Debug)]
-pub struct IptNames {
-    chunks: Vec<IptChunk>,
-}
+/// How many service ports are named at a time. The renderers write runs of as many ports
+/// (`RUN` in [`super::iptables`] and [`super::nftables`]), so each run's task makes the
+/// names of its own chunk, and uses them while they are in its cache.
+pub(crate) const NAME_CHUNK: usize = 256;
 
 /// The names of one chunk of service ports: `portProtoHash` per service port and the
 /// `KUBE-SEP-` hash per endpoint, each 16 characters, one after another in one string per
@@ -254,12 +267,6 @@ fn nth_hash(s: &str, k: usize) -> &str {
 
 fn push_hash(out: &mut String, h: &[u8; IPT_HASH_LEN]) {
     out.push_str(std::str::from_utf8(h).expect("base32 is ASCII"));
-}
-
-/// nftables mode's chain name bases, per chunk of [`NAME_CHUNK`] service ports.
-#[derive(Debug)]
-pub struct NftNames {
-    chunks: Vec<NftChunk>,
 }
 
 /// The chain name bases of one chunk of service ports and of their endpoints, all in one
@@ -282,8 +289,8 @@ impl FamilyModel {
             total_endpoints: 0,
             nodes: Arc::default(),
             probabilities: Vec::new(),
-            ipt: OnceLock::new(),
-            nft: OnceLock::new(),
+            ipt: name_chunks(0),
+            nft: name_chunks(0),
         }
     }
 
@@ -305,94 +312,83 @@ impl FamilyModel {
         self.nodes.id(name)
     }
 
-    /// iptables mode's chain hashes, computed on first use (chunks of ports in parallel).
-    pub fn ipt_names(&self) -> &IptNames {
-        use rayon::prelude::*;
-        self.ipt.get_or_init(|| IptNames {
-            chunks: self
-                .ports
-                .par_chunks(NAME_CHUNK)
-                .map(|chunk| {
-                    let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
-                    let mut names = IptChunk {
-                        first_endpoint: chunk[0].first_endpoint,
-                        ports: String::with_capacity(chunk.len() * IPT_HASH_LEN),
-                        endpoints: String::with_capacity(n_eps * IPT_HASH_LEN),
-                    };
-                    for sp in chunk {
-                        let proto = sp.proto.as_str();
-                        for j in 0..sp.endpoints.len() as u32 {
-                            let h = names::endpoint_hash(&sp.name, proto, sp.endpoint_addr(j));
-                            push_hash(&mut names.endpoints, &h);
-                        }
-                        push_hash(&mut names.ports, &names::port_proto_hash16(&sp.name, proto));
-                    }
-                    names
-                })
-                .collect(),
+    /// The ports of names chunk `c`.
+    fn name_chunk(&self, c: usize) -> &[ServicePortInfo] {
+        &self.ports[c * NAME_CHUNK..((c + 1) * NAME_CHUNK).min(self.ports.len())]
+    }
+
+    /// iptables mode's names of chunk `c`, computed on first use.
+    fn ipt_chunk(&self, c: usize) -> &IptChunk {
+        self.ipt[c].get_or_init(|| {
+            let chunk = self.name_chunk(c);
+            let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+            let mut names = IptChunk {
+                first_endpoint: chunk[0].first_endpoint,
+                ports: String::with_capacity(chunk.len() * IPT_HASH_LEN),
+                endpoints: String::with_capacity(n_eps * IPT_HASH_LEN),
+            };
+            for sp in chunk {
+                let proto = sp.proto.as_str();
+                for j in 0..sp.endpoints.len() as u32 {
+                    let h = names::endpoint_hash(&sp.name, proto, sp.endpoint_addr(j));
+                    push_hash(&mut names.endpoints, &h);
+                }
+                push_hash(&mut names.ports, &names::port_proto_hash16(&sp.name, proto));
+            }
+            names
         })
     }
 
-    /// nftables mode's chain name bases, computed on first use (chunks of ports in
-    /// parallel).
-    pub fn nft_names(&self) -> &NftNames {
-        use rayon::prelude::*;
-        self.nft.get_or_init(|| NftNames {
-            chunks: self
-                .ports
-                .par_chunks(NAME_CHUNK)
-                .map(|chunk| {
-                    let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
-                    let mut out = NftChunk {
-                        first_endpoint: chunk[0].first_endpoint,
-                        text: String::with_capacity(n_eps * 72 + chunk.len() * 48),
-                        ports: Vec::with_capacity(chunk.len()),
-                        endpoints: Vec::with_capacity(n_eps),
-                    };
-                    let mut scratch = String::new();
-                    let put = |text: &mut String, name: &str| {
-                        let start = text.len() as u32;
-                        names::push_hash_and_truncate(text, name);
-                        (start, text.len() as u32)
-                    };
-                    for sp in chunk {
-                        // The port's name (`ns/name/proto/port`) begins each of its
-                        // endpoints' names: written once, each endpoint's part after it.
-                        scratch.clear();
-                        names::push_nft_port_name(
-                            &mut scratch,
-                            sp.namespace(),
-                            sp.service_name(),
-                            sp.proto.as_str(),
-                            sp.port_name(),
-                        );
-                        let port_name_len = scratch.len();
-                        for e in &sp.endpoints {
-                            scratch.truncate(port_name_len);
-                            names::push_nft_endpoint_part(&mut scratch, e.ip, e.port);
-                            out.endpoints.push(put(&mut out.text, &scratch));
-                        }
-                        scratch.truncate(port_name_len);
-                        out.ports.push(put(&mut out.text, &scratch));
-                    }
-                    out
-                })
-                .collect(),
+    /// nftables mode's names of chunk `c`, computed on first use.
+    fn nft_chunk(&self, c: usize) -> &NftChunk {
+        self.nft[c].get_or_init(|| {
+            let chunk = self.name_chunk(c);
+            let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+            let mut out = NftChunk {
+                first_endpoint: chunk[0].first_endpoint,
+                text: String::with_capacity(n_eps * 72 + chunk.len() * 48),
+                ports: Vec::with_capacity(chunk.len()),
+                endpoints: Vec::with_capacity(n_eps),
+            };
+            let mut scratch = String::new();
+            let put = |text: &mut String, name: &str| {
+                let start = text.len() as u32;
+                names::push_hash_and_truncate(text, name);
+                (start, text.len() as u32)
+            };
+            for sp in chunk {
+                // The port's name (`ns/name/proto/port`) begins each of its endpoints'
+                // names: written once, each endpoint's part after it.
+                scratch.clear();
+                names::push_nft_port_name(
+                    &mut scratch,
+                    sp.namespace(),
+                    sp.service_name(),
+                    sp.proto.as_str(),
+                    sp.port_name(),
+                );
+                let port_name_len = scratch.len();
+                for e in &sp.endpoints {
+                    scratch.truncate(port_name_len);
+                    names::push_nft_endpoint_part(&mut scratch, e.ip, e.port);
+                    out.endpoints.push(put(&mut out.text, &scratch));
+                }
+                scratch.truncate(port_name_len);
+                out.ports.push(put(&mut out.text, &scratch));
+            }
+            out
         })
     }
 
     /// The 16-character `portProtoHash` of service port `i`.
     pub fn ipt_port_hash(&self, i: u32) -> &str {
         let i = i as usize;
-        nth_hash(
-            &self.ipt_names().chunks[i / NAME_CHUNK].ports,
-            i % NAME_CHUNK,
-        )
+        nth_hash(&self.ipt_chunk(i / NAME_CHUNK).ports, i % NAME_CHUNK)
     }
 
     /// The 16-character hash of endpoint `j` of service port `i` (`KUBE-SEP-<hash>`).
     pub fn ipt_endpoint_hash(&self, i: u32, j: u32) -> &str {
-        let c = &self.ipt_names().chunks[i as usize / NAME_CHUNK];
+        let c = self.ipt_chunk(i as usize / NAME_CHUNK);
         let k = self.ports[i as usize].first_endpoint - c.first_endpoint + j;
         nth_hash(&c.endpoints, k as usize)
     }
@@ -400,14 +396,14 @@ impl FamilyModel {
     /// The nftables chain base of service port `i` (`HASH-ns/name/proto/port`).
     pub fn nft_port_base(&self, i: u32) -> &str {
         let i = i as usize;
-        let c = &self.nft_names().chunks[i / NAME_CHUNK];
+        let c = self.nft_chunk(i / NAME_CHUNK);
         let (a, b) = c.ports[i % NAME_CHUNK];
         &c.text[a as usize..b as usize]
     }
 
     /// The nftables chain base of endpoint `j` of service port `i`.
     pub fn nft_endpoint_base(&self, i: u32, j: u32) -> &str {
-        let c = &self.nft_names().chunks[i as usize / NAME_CHUNK];
+        let c = self.nft_chunk(i as usize / NAME_CHUNK);
         let k = self.ports[i as usize].first_endpoint - c.first_endpoint + j;
         let (a, b) = c.endpoints[k as usize];
         &c.text[a as usize..b as usize]
@@ -784,6 +780,9 @@ fn model_chunk<'a>(
                 let Some(cluster_ip) = cluster_ips[f].filter(|_| wanted[f]) else {
                     continue;
                 };
+                let ip_start = store.texts.len();
+                super::text::push_ip(&mut store.texts, cluster_ip);
+                let cluster_ip_at = (ip_start as u32, (store.texts.len() - ip_start) as u8);
                 let first = store.endpoints.len() as u32;
                 collect_endpoints(
                     svc_slices.iter().filter(|o| o.family == f).map(|o| o.slice),
@@ -802,6 +801,7 @@ fn model_chunk<'a>(
                     name: name.clone(),
                     proto,
                     cluster_ip,
+                    cluster_ip_at,
                     port: sp.port,
                     node_port: sp.node_port.unwrap_or(0),
                     external_ips: svc
@@ -869,12 +869,12 @@ fn finish_model(
     let most = ports.iter().map(|p| p.endpoints.len()).max().unwrap_or(0);
     FamilyModel {
         family,
-        ports,
         total_endpoints,
         nodes,
         probabilities: (1..=most).map(|n| names::probability(n).into()).collect(),
-        ipt: OnceLock::new(),
-        nft: OnceLock::new(),
+        ipt: name_chunks(ports.len()),
+        nft: name_chunks(ports.len()),
+        ports,
     }
 }
 
@@ -1183,7 +1183,8 @@ mod tests {
                 );
                 for (j, e) in sp.endpoints.iter().enumerate() {
                     let j = j as u32;
-                    // The texts kept for each endpoint.
+                    // The texts kept for each endpoint and port.
+                    assert_eq!(sp.cluster_ip_text(), sp.cluster_ip.to_string());
                     assert_eq!(sp.endpoint_addr(j), e.addr());
                     assert_eq!(sp.endpoint_ip_text(j), e.ip.to_string());
                     let chain = names::endpoint_chain(&sp.name, proto, sp.endpoint_addr(j));
@@ -1364,9 +1365,9 @@ mod tests {
         .into_iter()
         .collect();
         let [v4, v6] = models(&state);
-        /// An endpoint as the test reads it: address, terminating, node.
-        type Ep = (String, bool, Option<String>);
-        let got: Vec<(String, Vec<Ep>)> = v4
+        // (ip:port, terminating, node) of each endpoint.
+        type EpRow = (String, bool, Option<String>);
+        let got: Vec<(String, Vec<EpRow>)> = v4
             .ports
             .iter()
             .map(|sp| {

@@ -79,6 +79,8 @@ pub enum Expr {
     CtStateNew,
     /// `ip daddr X` / `ip daddr != X`.
     Daddr(Addr, bool),
+    /// `ip daddr IP` of service port `i`'s cluster IP (whose text the model keeps).
+    DaddrClusterIp(u32),
     /// `ip daddr @set`.
     DaddrInSet(&'static str),
     /// `ip daddr { a, b }` (anonymous set).
@@ -169,6 +171,8 @@ pub enum MapVerdict {
 #[derive(Clone, Debug)]
 pub struct DestElem {
     pub ip: IpAddr,
+    /// The service port `ip` is the cluster IP of, if it is (whose text the model keeps).
+    pub cluster_ip_of: Option<u32>,
     pub proto: Proto,
     pub port: u16,
     /// The service port whose name is the element's comment, if it has one.
@@ -195,7 +199,8 @@ pub struct NftablesRules {
     exprs: Vec<Expr>,
     /// Endpoint indices listed by `numgen` statements.
     numgen: Vec<u32>,
-    pub cluster_ips: Vec<IpAddr>,
+    /// The elements of `cluster-ips`: the service ports whose cluster IPs they are.
+    pub cluster_ips: Vec<u32>,
     /// `None` when kube-proxy deletes the set (NodePorts on every local address).
     pub nodeport_ips: Option<Vec<IpAddr>>,
     pub service_ips: Vec<DestElem>,
@@ -698,10 +703,11 @@ fn write_service(
     };
     let proto = sp.proto;
 
-    out.cluster_ips.push(sp.cluster_ip);
+    out.cluster_ips.push(i);
     if has_internal {
         out.service_ips.push(DestElem {
             ip: sp.cluster_ip,
+            cluster_ip_of: Some(i),
             proto,
             port: sp.port,
             comment: None,
@@ -710,6 +716,7 @@ fn write_service(
     } else {
         out.no_endpoint_services.push(DestElem {
             ip: sp.cluster_ip,
+            cluster_ip_of: Some(i),
             proto,
             port: sp.port,
             comment: Some(i),
@@ -720,6 +727,7 @@ fn write_service(
         if has_endpoints {
             out.service_ips.push(DestElem {
                 ip: eip,
+                cluster_ip_of: None,
                 proto,
                 port: sp.port,
                 comment: None,
@@ -729,6 +737,7 @@ fn write_service(
         if !has_external {
             out.no_endpoint_services.push(DestElem {
                 ip: eip,
+                cluster_ip_of: None,
                 proto,
                 port: sp.port,
                 comment: Some(i),
@@ -740,6 +749,7 @@ fn write_service(
         if has_endpoints {
             out.service_ips.push(DestElem {
                 ip: lbip,
+                cluster_ip_of: None,
                 proto,
                 port: sp.port,
                 comment: None,
@@ -749,6 +759,7 @@ fn write_service(
         if uses_fw_chain {
             out.firewall_ips.push(DestElem {
                 ip: lbip,
+                cluster_ip_of: None,
                 proto,
                 port: sp.port,
                 comment: None,
@@ -760,6 +771,7 @@ fn write_service(
         for &lbip in &sp.lb_vips {
             out.no_endpoint_services.push(DestElem {
                 ip: lbip,
+                cluster_ip_of: None,
                 proto,
                 port: sp.port,
                 comment: Some(i),
@@ -798,10 +810,7 @@ fn write_service(
     let mut chains: [(NChain, u32, u32); 4] = [(NChain::Fixed(""), 0, 0); 4];
     let mut n_chains = 0;
     let internal_masq = |e: &mut Emitter<'_>| {
-        let base = [
-            Expr::Daddr(Addr::Ip(sp.cluster_ip), false),
-            Expr::Dport(proto, sp.port),
-        ];
+        let base = [Expr::DaddrClusterIp(i), Expr::Dport(proto, sp.port)];
         if ctx.masquerade_all {
             e.rule(base, Stmt::Jump(MARK_FOR_MASQUERADE), None);
         } else if let Some(x) = if_not_local {
@@ -976,6 +985,11 @@ impl NftablesRules {
                 out.push_str(" daddr ");
                 neq(out, *neg);
                 a.push_to(out);
+            }
+            Expr::DaddrClusterIp(i) => {
+                out.push_str(ipx);
+                out.push_str(" daddr ");
+                out.push_str(port(&self.model, *i).cluster_ip_text());
             }
             Expr::DaddrInSet(set) => {
                 out.push_str(ipx);
@@ -1227,7 +1241,10 @@ enum SetKind {
 fn render_part(r: &NftablesRules) -> TextPart {
     let mut p = TextPart::default();
     let dest = |out: &mut String, e: &DestElem| {
-        push_ip(out, e.ip);
+        match e.cluster_ip_of {
+            Some(i) => out.push_str(r.model.ports[i as usize].cluster_ip_text()),
+            None => push_ip(out, e.ip),
+        }
         out.push_str(" . ");
         out.push_str(e.proto.as_str());
         out.push_str(" . ");
@@ -1254,7 +1271,9 @@ fn render_part(r: &NftablesRules) -> TextPart {
         service,
         service_np,
     ] = &mut p.elements;
-    join_elems(cluster, &r.cluster_ips, addr);
+    join_elems(cluster, &r.cluster_ips, |out, &i| {
+        out.push_str(r.model.ports[i as usize].cluster_ip_text())
+    });
     if let Some(ips) = &r.nodeport_ips {
         join_elems(nodeport, ips, addr);
     }
@@ -1381,8 +1400,9 @@ pub fn render_into(r: &NftablesRules, out: &mut String) {
     assemble(r, &[render_part(r)], out);
 }
 
-/// How many service ports [`render_node_into`] writes and renders at a time.
-const RUN: usize = 256;
+/// How many service ports [`render_node_into`] writes and renders at a time: as many as the model
+/// names at a time, so that each run's task makes and uses its own ports' chain names.
+const RUN: usize = super::model::NAME_CHUNK;
 
 /// Renders the table of one node and family exactly as [`render`] renders [`build`]'s,
 /// appended to `out`, without keeping it: the service ports are written and rendered in
@@ -1390,8 +1410,6 @@ const RUN: usize = 256;
 /// order (so the output does not depend on the number of threads).
 pub fn render_node_into(model: &Arc<FamilyModel>, ctx: &NodeCtx, out: &mut String) {
     use rayon::prelude::*;
-    // The names are shared by every run: compute them before the runs start.
-    model.nft_names();
     let fixed = start(model, ctx, false);
     let n = model.ports.len();
     let mut parts = vec![render_part(&fixed)];
@@ -1436,8 +1454,13 @@ impl Tracer<'_> {
         match e {
             Expr::CtStateNew => true,
             Expr::Daddr(a, neg) => a.contains(self.dst) != *neg,
+            Expr::DaddrClusterIp(i) => port(&self.r.model, *i).cluster_ip == self.dst,
             Expr::DaddrInSet(set) => match *set {
-                "cluster-ips" => self.r.cluster_ips.contains(&self.dst),
+                "cluster-ips" => self
+                    .r
+                    .cluster_ips
+                    .iter()
+                    .any(|&i| port(&self.r.model, i).cluster_ip == self.dst),
                 "nodeport-ips" => self
                     .r
                     .nodeport_ips
