@@ -701,6 +701,10 @@ struct PodIp {
     ip: IpAddr,
 }
 
+/// For writers that render addresses without serde: the text serde writes for an address,
+/// and whether YAML reads it back unquoted.
+pub use fast_ip::text as ip_text;
+
 /// Addresses as the text serde writes for them (`Display`), with IPv4 formatted without
 /// `core::fmt`: a limits-scale state document holds a million pod and endpoint addresses,
 /// and formatting them was the largest single cost of writing it.
@@ -714,23 +718,30 @@ mod fast_ip {
             return serde::Serialize::serialize(ip, s);
         }
         let mut buf = [0u8; 45];
+        let (text, plain) = text(ip, &mut buf);
+        if plain {
+            s.serialize_newtype_struct(super::PLAIN, text)
+        } else {
+            s.serialize_str(text)
+        }
+    }
+
+    /// The text `Display` writes for `ip`, and whether YAML reads it back as a string
+    /// without quotes (see [`super::PLAIN`]).
+    pub fn text<'b>(ip: &IpAddr, buf: &'b mut [u8; 45]) -> (&'b str, bool) {
         let n = match ip {
-            IpAddr::V4(v4) => v4_text(v4.octets(), &mut buf),
+            IpAddr::V4(v4) => v4_text(v4.octets(), buf),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 // `Display` writes IPv4-mapped addresses in their dotted form.
                 Some(v4) => {
                     buf[..7].copy_from_slice(b"::ffff:");
                     7 + v4_text(v4.octets(), &mut buf[7..])
                 }
-                None => v6_text(v6.segments(), &mut buf),
+                None => v6_text(v6.segments(), buf),
             },
         };
         let text = std::str::from_utf8(&buf[..n]).expect("ASCII address text");
-        if plain(text) {
-            s.serialize_newtype_struct(super::PLAIN, text)
-        } else {
-            s.serialize_str(text)
-        }
+        (text, plain(text))
     }
 
     /// Whether address text reads back as a string in YAML without quotes: a dotted quad

@@ -11,6 +11,9 @@ use std::fmt::{self, Display, Write as _};
 use knetsim_control::state::{PLAIN, SHARED};
 use serde::ser::{self, Serialize};
 
+mod items;
+pub(crate) use items::RootItem;
+
 /// Serializes `value` as a YAML document (no leading `---`), ending in a newline.
 pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
     to_string_sized(value, 1 << 16)
@@ -81,7 +84,7 @@ pub fn write_root_entry<T: Serialize + ?Sized>(
 /// Writes `key:` and a sequence of `items` below it, rendering the items in parallel batches
 /// (rayon) and writing them in order, so the text is exactly what the sequential writer makes
 /// whatever the thread count, and at most one batch is held in memory.
-pub fn write_root_seq_par<T: Serialize + Sync>(
+pub(crate) fn write_root_seq_par<T: RootItem>(
     w: &mut dyn std::io::Write,
     key: &str,
     items: &[&T],
@@ -154,7 +157,7 @@ struct Slot {
 
 impl Slot {
     /// Renders `items` as a root-level sequence's items, into a buffer of at least `capacity`.
-    fn render<T: Serialize>(&mut self, items: &[&T], capacity: usize) -> Result<(), Error> {
+    fn render<T: RootItem>(&mut self, items: &[&T], capacity: usize) -> Result<(), Error> {
         self.out.clear();
         self.out.reserve(capacity);
         self.shared.clear();
@@ -165,10 +168,8 @@ impl Slot {
             shared: std::mem::take(&mut self.shared),
             verbatim: false,
         };
-        let result = items.serialize(Emit {
-            s: &mut ser,
-            ctx: Ctx::Root,
-        });
+        // What the serde path writes for a root-level sequence's items (`- ` at indent 0).
+        let result = items.iter().try_for_each(|item| item.render_item(&mut ser));
         self.out = ser.out;
         self.shared = ser.shared;
         result
@@ -198,7 +199,7 @@ impl ser::Error for Error {
 
 /// The output and a scratch buffer for `Display` values (addresses), reused so that writing
 /// a large document allocates little beyond the output itself.
-struct Ser<'w> {
+pub(crate) struct Ser<'w> {
     out: String,
     scratch: String,
     sink: Option<&'w mut dyn std::io::Write>,
@@ -658,30 +659,14 @@ impl<'a, 'w> ser::Serializer for Emit<'a, 'w> {
         name: &'static str,
         v: &T,
     ) -> Result<(), Error> {
-        // A value many objects share (the labels, containers and owner references of the
-        // pods of one template) renders the same wherever it sits at the same place: render it
-        // once per buffer and copy the text. Only while rendering to a buffer: a streaming
-        // writer may hand part of the text to its sink mid-value.
         if name == PLAIN {
             self.s.verbatim = true;
             return v.serialize(self);
         }
-        if name != SHARED || self.s.sink.is_some() {
+        if name != SHARED {
             return v.serialize(self);
         }
-        let key = (std::ptr::from_ref(v).cast::<()>() as usize, self.ctx);
-        if let Some(text) = self.s.shared.get(&key) {
-            self.s.out.push_str(text);
-            return Ok(());
-        }
-        let start = self.s.out.len();
-        v.serialize(Emit {
-            s: &mut *self.s,
-            ctx: self.ctx,
-        })?;
-        let text = self.s.out[start..].to_owned();
-        self.s.shared.insert(key, text);
-        Ok(())
+        shared(self.s, self.ctx, v)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -777,6 +762,26 @@ fn open_entry(s: &mut Ser<'_>, ctx: Ctx, count: usize, key: &str) -> usize {
     s.push_str_scalar(key);
     s.out.push(':');
     indent
+}
+
+/// Writes a value many objects share (see [`SHARED`]: the labels, containers and owner
+/// references of the pods of one template). It renders the same wherever it sits at the same
+/// place, so it is rendered once per buffer and its text copied. Only while rendering to a
+/// buffer: a streaming writer may hand part of the text to its sink mid-value.
+fn shared<T: Serialize + ?Sized>(s: &mut Ser<'_>, ctx: Ctx, v: &T) -> Result<(), Error> {
+    if s.sink.is_some() {
+        return v.serialize(Emit { s, ctx });
+    }
+    let key = (std::ptr::from_ref(v).cast::<()>() as usize, ctx);
+    if let Some(text) = s.shared.get(&key) {
+        s.out.push_str(text);
+        return Ok(());
+    }
+    let start = s.out.len();
+    v.serialize(Emit { s: &mut *s, ctx })?;
+    let text = s.out[start..].to_owned();
+    s.shared.insert(key, text);
+    Ok(())
 }
 
 pub struct SeqEmit<'a, 'w> {
