@@ -90,8 +90,12 @@ pub(crate) fn write_root_seq_par<T: RootItem>(
     items: &[&T],
 ) -> Result<(), Error> {
     use rayon::prelude::*;
-    const CHUNK: usize = 1024;
-    const BATCH: usize = 4 * CHUNK;
+    // Batches of four chunks, one chunk per task. A chunk's text is about `TARGET` bytes
+    // (its item count follows the size of the items rendered so far): small enough that the
+    // buffers stay in cache and cost no fresh memory, large enough that a task is worth
+    // its scheduling. An EndpointSlice of a large cluster is ten times the text of a pod.
+    const TARGET: usize = 1 << 17;
+    const CHUNKS: usize = 4;
     let io = |e: std::io::Error| Error(e.to_string());
     let mut head = String::new();
     if needs_quotes(key) {
@@ -109,19 +113,21 @@ pub(crate) fn write_root_seq_par<T: RootItem>(
     // page cache, or a pipe) then costs no wall time. Two sets of buffers take turns, so
     // after the first batches no buffer grows (each growth is a copy) and no fresh memory is
     // faulted in.
-    let mut rendering: Vec<Slot> = std::iter::repeat_with(Slot::default)
-        .take(BATCH / CHUNK)
-        .collect();
-    let mut writing: Vec<Slot> = std::iter::repeat_with(Slot::default)
-        .take(BATCH / CHUNK)
-        .collect();
-    let mut per_item = 512usize;
+    let mut rendering: Vec<Slot> = std::iter::repeat_with(Slot::default).take(CHUNKS).collect();
+    let mut writing: Vec<Slot> = std::iter::repeat_with(Slot::default).take(CHUNKS).collect();
+    // Bytes per item, a guess until the first batch is rendered (a large one: the first
+    // chunks are then small).
+    let mut per_item = 4096usize;
     // How many of `writing`'s buffers hold the previous batch.
     let mut pending = 0;
-    for batch in items.chunks(BATCH) {
+    let mut rest = items;
+    while !rest.is_empty() {
+        let chunk = (TARGET / per_item).clamp(8, 4096);
+        let (batch, after) = rest.split_at(rest.len().min(CHUNKS * chunk));
+        rest = after;
         let render = |slots: &mut [Slot]| -> Result<(), Error> {
             batch
-                .par_chunks(CHUNK)
+                .par_chunks(chunk)
                 .zip(slots.par_iter_mut())
                 .try_for_each(|(c, slot)| slot.render(c, c.len() * per_item + per_item))
         };
@@ -139,9 +145,9 @@ pub(crate) fn write_root_seq_par<T: RootItem>(
         };
         written.map_err(io)?;
         rendered?;
-        pending = batch.len().div_ceil(CHUNK);
+        pending = batch.len().div_ceil(chunk);
         let bytes: usize = rendering[..pending].iter().map(|s| s.out.len()).sum();
-        per_item = per_item.max(bytes / batch.len() + bytes / batch.len() / 8);
+        per_item = (bytes / batch.len() + bytes / batch.len() / 8).max(16);
         std::mem::swap(&mut rendering, &mut writing);
     }
     write_slots(w, &writing[..pending]).map_err(io)
