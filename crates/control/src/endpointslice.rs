@@ -33,7 +33,7 @@ impl<'a> PodIndex<'a> {
     /// Indexes the labels whose keys appear in `selector_keys` (the only ones any Service
     /// selects on).
     fn new(
-        pods: &'a BTreeMap<NamespacedName, Pod>,
+        pods: &'a BTreeMap<NamespacedName, Box<Pod>>,
         selector_keys: &std::collections::BTreeSet<&str>,
     ) -> Self {
         use rayon::prelude::*;
@@ -41,7 +41,7 @@ impl<'a> PodIndex<'a> {
         // BTreeMap order makes every list sorted by (namespace, name). The pods are indexed
         // in runs, in parallel, and each run's lists appended in run order, which keeps them
         // sorted.
-        let all: Vec<(&NamespacedName, &Pod)> = pods.iter().collect();
+        let all: Vec<(&NamespacedName, &Pod)> = pods.iter().map(|(k, p)| (k, &**p)).collect();
         let runs: Vec<Lists<'a>> = all
             .par_chunks(8192)
             .map(|run| {

@@ -59,8 +59,11 @@ pub struct ClusterState {
     pub services: BTreeMap<NamespacedName, Service>,
     #[serde(serialize_with = "values")]
     pub endpoint_slices: BTreeMap<NamespacedName, EndpointSlice>,
+    /// Boxed: the map's nodes then hold 56 bytes per pod rather than 400, so building the map
+    /// of a limits-scale cluster's 150,000 pods moves 8 MB, not 60 (on one thread), and the
+    /// pods themselves are made, in parallel, where they stay.
     #[serde(serialize_with = "values")]
-    pub pods: BTreeMap<NamespacedName, Pod>,
+    pub pods: BTreeMap<NamespacedName, Box<Pod>>,
     /// Calico IPAM state (pools and block affinities), when Calico is the CNI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calico: Option<CalicoState>,

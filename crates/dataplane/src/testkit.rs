@@ -221,7 +221,7 @@ impl ClusterBuilder {
         self.state.namespaces.insert(namespace.to_string());
         self.state
             .pods
-            .insert(NamespacedName::new(namespace, name), pod);
+            .insert(NamespacedName::new(namespace, name), Box::new(pod));
         self
     }
 
@@ -451,7 +451,7 @@ pub fn scale(s: &Scale) -> ClusterState {
             m.labels.make_mut().insert("app".to_string(), name.clone());
             state.pods.insert(
                 NamespacedName::new(&ns, &pod_name),
-                Pod {
+                Box::new(Pod {
                     api_version: "v1",
                     kind: "Pod",
                     metadata: m,
@@ -468,7 +468,7 @@ pub fn scale(s: &Scale) -> ClusterState {
                         pod_ip: Some(ip4),
                         pod_ips: [ip4, ip6].into_iter().collect(),
                     },
-                },
+                }),
             );
             for (f, ip) in [ip4, ip6].into_iter().enumerate() {
                 eps[f].push(Endpoint {

@@ -65,7 +65,11 @@ pub fn write_state_yaml(w: &mut dyn Write, s: &ClusterState) -> anyhow::Result<(
         "endpointSlices",
         &s.endpoint_slices.values().collect::<Vec<_>>(),
     )?;
-    yaml::write_root_seq_par(w, "pods", &s.pods.values().collect::<Vec<_>>())?;
+    yaml::write_root_seq_par(
+        w,
+        "pods",
+        &s.pods.values().map(|p| &**p).collect::<Vec<_>>(),
+    )?;
     if let Some(c) = &s.calico {
         yaml::write_root_entry(w, "calico", c)?;
     }

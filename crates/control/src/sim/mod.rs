@@ -729,7 +729,7 @@ impl<'a> Sim<'a> {
     pub(crate) fn insert_pod(&mut self, key: NamespacedName, mut pod: Pod) {
         pod.sim.creation_index = self.next_pod_seq;
         self.next_pod_seq += 1;
-        self.state.pods.insert(key, pod);
+        self.state.pods.insert(key, Box::new(pod));
     }
 
     pub(crate) fn delete_pod(&mut self, key: &NamespacedName) {

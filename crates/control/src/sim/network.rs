@@ -302,6 +302,7 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                 .state
                 .pods
                 .values_mut()
+                .map(|p| &mut **p)
                 .filter(|p| waiting(p))
                 .filter_map(|p| {
                     let name = p
@@ -363,6 +364,7 @@ pub(crate) fn wire_pods(sim: &mut Sim<'_>) {
                 .state
                 .pods
                 .values_mut()
+                .map(|p| &mut **p)
                 .filter(|p| waiting(p))
                 .map(|p| (p.sim.creation_index, p))
                 .collect();

@@ -16,11 +16,13 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
     use rayon::prelude::*;
     let step = sim.step;
     let node_objs = &sim.state.nodes;
-    // The pods waiting, in the map's order (by name), which is their order in memory.
+    // The pods waiting, in the map's order (by name), which is close to their order in memory
+    // (a batch of new pods is made in name order, in a few runs).
     let mut pods: Vec<&mut Pod> = sim
         .state
         .pods
         .values_mut()
+        .map(|p| &mut **p)
         .filter(|p| !p.sim.admitted && p.status.phase != "Failed")
         .collect();
     if pods.is_empty() {

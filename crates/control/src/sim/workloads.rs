@@ -274,7 +274,7 @@ impl<'a> Batch<'a> {
         // small orders (not the built pods) keeps the moves cheap.
         let mut orders: Vec<(u64, Order)> = (first..).zip(self.orders).collect();
         orders.par_sort_unstable_by(|a, b| a.1.key.cmp(&b.1.key));
-        let pods: Vec<(NamespacedName, Pod)> = orders
+        let pods: Vec<(NamespacedName, Box<Pod>)> = orders
             .into_par_iter()
             .map(|(seq, o)| {
                 let labels = o.labels.unwrap_or_else(|| o.template.labels.clone());
@@ -289,13 +289,13 @@ impl<'a> Batch<'a> {
                     pod.spec.node_name = o.node;
                 }
                 pod.sim.creation_index = seq;
-                (o.key, pod)
+                (o.key, Box::new(pod))
             })
             .collect();
         // Sorted, distinct keys (the batch never takes a name twice): `from_iter` finds one
         // run and builds the tree bottom-up, and `append` merges two trees in linear time (or
         // moves one into an empty map).
-        let mut new: BTreeMap<NamespacedName, Pod> = pods.into_iter().collect();
+        let mut new: BTreeMap<NamespacedName, Box<Pod>> = pods.into_iter().collect();
         sim.state.pods.append(&mut new);
     }
 }
