@@ -172,7 +172,9 @@ pub(crate) fn pod_from_spec(
 /// than 150,000 separate inserts into a name-ordered map.
 #[derive(Default)]
 struct Batch<'a> {
-    orders: Vec<Order<'a>>,
+    /// Each with its place in creation order (the orders are sorted by name before the pods
+    /// are made).
+    orders: Vec<(u32, Order<'a>)>,
     /// The first order with each name hash, for the generated-name collision check without
     /// a second copy of every name; `overflow` holds the (rare) orders whose name hash an
     /// earlier order already had.
@@ -238,7 +240,7 @@ impl<'a> Template<'a> {
 
 impl<'a> Batch<'a> {
     fn taken(&self, sim: &Sim<'_>, key: &NamespacedName) -> bool {
-        let is = |i: &u32| self.orders[*i as usize].key == *key;
+        let is = |i: &u32| self.orders[*i as usize].1.key == *key;
         sim.state.pods.contains_key(key)
             || self
                 .names
@@ -259,7 +261,7 @@ impl<'a> Batch<'a> {
             }
             std::collections::hash_map::Entry::Occupied(_) => self.overflow.push(id),
         }
-        self.orders.push(order);
+        self.orders.push((id, order));
     }
 
     /// Builds the pods and adds them, in creation order, to the cluster.
@@ -272,11 +274,11 @@ impl<'a> Batch<'a> {
         sim.next_pod_seq += self.orders.len() as u64;
         // Creation order is the order of the orders; the map wants name order. Sorting the
         // small orders (not the built pods) keeps the moves cheap.
-        let mut orders: Vec<(u64, Order)> = (first..).zip(self.orders).collect();
+        let mut orders = self.orders;
         orders.par_sort_unstable_by(|a, b| a.1.key.cmp(&b.1.key));
         let pods: Vec<(NamespacedName, Box<Pod>)> = orders
             .into_par_iter()
-            .map(|(seq, o)| {
+            .map(|(place, o)| {
                 let labels = o.labels.unwrap_or_else(|| o.template.labels.clone());
                 let mut pod = pod_from_spec(
                     &o.key,
@@ -288,7 +290,7 @@ impl<'a> Batch<'a> {
                 if o.node.is_some() {
                     pod.spec.node_name = o.node;
                 }
-                pod.sim.creation_index = seq;
+                pod.sim.creation_index = first + u64::from(place);
                 (o.key, Box::new(pod))
             })
             .collect();
