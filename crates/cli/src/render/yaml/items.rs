@@ -223,25 +223,20 @@ fn pod_status(s: &mut Ser<'_>, status: &PodStatus) -> Result<(), Error> {
             s.out.push('\n');
         }
     };
-    if let Some(ip) = host_ip {
-        b.key(s, "hostIP");
-        s.out.push(' ');
-        address(s, ip);
-        s.out.push('\n');
-    }
-    if !host_ips.is_empty() {
-        b.key(s, "hostIPs");
-        ip_items(s, host_ips);
-    }
-    if let Some(ip) = pod_ip {
-        b.key(s, "podIP");
-        s.out.push(' ');
-        address(s, ip);
-        s.out.push('\n');
-    }
-    if !pod_ips.is_empty() {
-        b.key(s, "podIPs");
-        ip_items(s, pod_ips);
+    for (one, one_key, list, list_key) in [
+        (host_ip, "hostIP", host_ips, "hostIPs"),
+        (pod_ip, "podIP", pod_ips, "podIPs"),
+    ] {
+        if let Some(ip) = one {
+            b.key(s, one_key);
+            s.out.push(' ');
+            address(s, ip);
+            s.out.push('\n');
+        }
+        if !list.is_empty() {
+            b.key(s, list_key);
+            ip_items(s, list);
+        }
     }
     b.end(s);
     Ok(())
