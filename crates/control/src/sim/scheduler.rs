@@ -31,7 +31,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
     // They are scheduled in creation order, which is unrelated to their order in memory: a
     // visit to each pod would be a cache miss. So what a decision needs is read here, in
     // memory order, and a pod with neither `nodeName` nor a `nodeSelector` (nearly all) is
-    // decided without a visit; its binding is written afterwards, in memory order again.
+    // decided without a visit; every binding is written afterwards, in memory order again.
     let mut order: Vec<Waiting> = pods
         .iter()
         .enumerate()
@@ -111,9 +111,7 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
         match choice {
             Some((_, index)) => {
                 nodes.bind(index, &mut free);
-                pod.spec.node_name = Some(nodes.names[index].to_owned());
-                pod.sim.admitted = true;
-                pod.status.conditions.clear();
+                bound[w.pos] = Some(index);
                 fit_errors.clear();
             }
             None => {
@@ -147,6 +145,8 @@ pub(crate) fn schedule(sim: &mut Sim<'_>) {
             }
         }
     }
+    // Every binding, written in memory order (a pod is decided once, so nothing above reads
+    // what is written here).
     let names = &nodes.names;
     pods.par_iter_mut().zip(bound).for_each(|(pod, node)| {
         if let Some(index) = node {
