@@ -1002,6 +1002,13 @@ impl FastIndex {
     ) -> (Vec<PortStatic>, Vec<Ep>, Vec<DstInfo>) {
         use rayon::prelude::*;
         let f = &self.families[fi];
+        // Endpoints carry their node's number in the model, which numbers the cluster's
+        // nodes first in name order, as `node_index` does.
+        debug_assert!(
+            self.node_index
+                .iter()
+                .all(|(name, &i)| m.node_id(name) == Some(i))
+        );
         let r = Router::new(dp, self, f.family);
         let service_addrs: FastSet<IpAddr> = f.services.keys().map(|k| k.0).collect();
         let per_port: Vec<(PortStatic, Vec<(Ep, DstInfo)>)> = m
@@ -1029,10 +1036,7 @@ impl FastIndex {
                         let ep = Ep {
                             bits: ip_bits(e.ip),
                             masq_dst: f.masq.dst_mask(e.ip),
-                            node: m
-                                .node_name(e)
-                                .and_then(|n| self.node_index.get(n).copied())
-                                .unwrap_or(NO_NODE),
+                            node: m.cluster_node(e).unwrap_or(NO_NODE),
                             avoid: [
                                 info.pod_route.map_or(NO_NODE, |(_, n)| n),
                                 info.node_route.map_or(NO_NODE, |(_, _, n)| n),

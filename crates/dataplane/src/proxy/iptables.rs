@@ -1294,6 +1294,7 @@ fn endpoint_jumps<'e>(
 /// built-in chains and kube-proxy's jumps from them as `iptables-save` shows them, followed by
 /// `extra_nat` (egress masquerade rules of other agents on the node).
 pub fn render(r: &IptablesRules, extra_nat_chains: &[Arc<str>], extra_nat: &[IptRule]) -> String {
+    r.model.name_all_ipt();
     let model = Some(&*r.model);
     // Generous: memory reserved but never written costs nothing, a regrown buffer costs a
     // copy of everything written so far.
@@ -1390,10 +1391,6 @@ fn is_builtin(builtin: &[&str], c: &Chain) -> bool {
     }
 }
 
-/// How many service ports [`render_node`] writes and renders at a time: as many as the model
-/// names at a time, so that each run's task makes and uses its own ports' chain names.
-const RUN: usize = super::model::NAME_CHUNK;
-
 /// Renders the rules of one node and family exactly as [`render`] renders [`build`]'s, without
 /// keeping them: the service ports are written and rendered in runs, in parallel, each run's
 /// rules dropped as soon as they are text, and the texts joined in order (so the output does
@@ -1408,15 +1405,13 @@ pub fn render_node(
     let m = Some(&**model);
     let (pf, pn) = preamble(ctx);
     let pre = [render_part(&pf, m), render_part(&pn, m)];
-    let n = model.ports.len();
-    let runs: Vec<[TextPart; 2]> = (0..n.div_ceil(RUN))
+    // The service ports are written and rendered a names chunk at a time, so that each
+    // run's task makes and uses its own ports' chain names.
+    let runs: Vec<[TextPart; 2]> = (0..model.chunks())
         .into_par_iter()
         .map(|k| {
-            let run = k * RUN..((k + 1) * RUN).min(n);
-            let endpoints: usize = model.ports[run.clone()]
-                .iter()
-                .map(|p| p.endpoints.len())
-                .sum();
+            let run = model.chunk_range(k);
+            let endpoints = model.endpoints_in(run.clone());
             let mut f = TextTable::new(model, FILTER_BUILTIN, 0, 0);
             // As many chains and rules as IptTable::reserve_services reserves.
             let mut t = TextTable::new(

@@ -307,21 +307,61 @@ impl FamilyModel {
         e.node.map(|k| self.nodes.name(k))
     }
 
-    /// The index endpoints on node `name` carry ([`EndpointInfo::node`]), if any does.
+    /// The endpoint's node as its index among the cluster's nodes in name order (`None` when
+    /// it names no cluster node): the cluster's nodes are numbered first, in that order.
+    pub fn cluster_node(&self, e: &EndpointInfo) -> Option<u32> {
+        e.node.filter(|&k| (k as usize) < self.nodes.sorted)
+    }
+
+    /// The index endpoints on node `name` carry ([`EndpointInfo::node`]): `None` only for a
+    /// name that is neither a cluster node nor named by an endpoint.
     pub fn node_id(&self, name: &str) -> Option<u32> {
         self.nodes.id(name)
     }
 
+    /// How many chunks of [`NAME_CHUNK`] ports the model has.
+    pub fn chunks(&self) -> usize {
+        self.ipt.len()
+    }
+
+    /// The indices of the ports of chunk `c` (named together, and rendered together by the
+    /// modes' `render_node`).
+    pub fn chunk_range(&self, c: usize) -> std::ops::Range<usize> {
+        c * NAME_CHUNK..((c + 1) * NAME_CHUNK).min(self.ports.len())
+    }
+
+    /// How many endpoints the ports in `range` have.
+    pub fn endpoints_in(&self, range: std::ops::Range<usize>) -> usize {
+        self.ports[range].iter().map(|p| p.endpoints.len()).sum()
+    }
+
     /// The ports of names chunk `c`.
     fn name_chunk(&self, c: usize) -> &[ServicePortInfo] {
-        &self.ports[c * NAME_CHUNK..((c + 1) * NAME_CHUNK).min(self.ports.len())]
+        &self.ports[self.chunk_range(c)]
+    }
+
+    /// Makes every chunk's iptables names not made yet, in parallel: for a pass that reads
+    /// them all on one thread (rules kept as data, rendered afterwards).
+    pub fn name_all_ipt(&self) {
+        use rayon::prelude::*;
+        (0..self.chunks()).into_par_iter().for_each(|c| {
+            self.ipt_chunk(c);
+        });
+    }
+
+    /// [`FamilyModel::name_all_ipt`] for nftables mode's names.
+    pub fn name_all_nft(&self) {
+        use rayon::prelude::*;
+        (0..self.chunks()).into_par_iter().for_each(|c| {
+            self.nft_chunk(c);
+        });
     }
 
     /// iptables mode's names of chunk `c`, computed on first use.
     fn ipt_chunk(&self, c: usize) -> &IptChunk {
         self.ipt[c].get_or_init(|| {
             let chunk = self.name_chunk(c);
-            let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+            let n_eps = self.endpoints_in(self.chunk_range(c));
             let mut names = IptChunk {
                 first_endpoint: chunk[0].first_endpoint,
                 ports: String::with_capacity(chunk.len() * IPT_HASH_LEN),
@@ -343,7 +383,7 @@ impl FamilyModel {
     fn nft_chunk(&self, c: usize) -> &NftChunk {
         self.nft[c].get_or_init(|| {
             let chunk = self.name_chunk(c);
-            let n_eps: usize = chunk.iter().map(|sp| sp.endpoints.len()).sum();
+            let n_eps = self.endpoints_in(self.chunk_range(c));
             let mut out = NftChunk {
                 first_endpoint: chunk[0].first_endpoint,
                 text: String::with_capacity(n_eps * 72 + chunk.len() * 48),
@@ -453,7 +493,8 @@ impl NodeNames {
         &self.text[start..self.ends[k] as usize]
     }
 
-    /// The index of node `name`, if an endpoint is on it.
+    /// The index of node `name`: every cluster node has one; another name has one only if an
+    /// endpoint names it.
     pub fn id(&self, name: &str) -> Option<u32> {
         // The cluster's nodes by bisection, then the others one by one.
         let (mut lo, mut hi) = (0, self.sorted);
@@ -984,7 +1025,8 @@ enum Pick {
 #[derive(Clone, Copy, Debug)]
 pub struct Categorized<'a> {
     sp: &'a ServicePortInfo,
-    /// The node's index in the model's [`NodeNames`] (none when no endpoint is on it).
+    /// The node's index in the model's [`NodeNames`] (none for a name that is neither a
+    /// cluster node nor named by an endpoint).
     node: Option<u32>,
     cluster: Pick,
     local: Pick,
@@ -1040,8 +1082,8 @@ impl<'a> Categorized<'a> {
 }
 
 /// kube-proxy's `CategorizeEndpoints` for one service port on one node. `node` is the node's
-/// index in the model's [`NodeNames`] ([`FamilyModel::node_id`]; none when no endpoint is on
-/// it).
+/// index in the model's [`NodeNames`] ([`FamilyModel::node_id`]; none for a name that is
+/// neither a cluster node nor named by an endpoint).
 // kube-proxy: pkg/proxy/topology.go CategorizeEndpoints
 pub fn categorize(sp: &ServicePortInfo, node: Option<u32>) -> Categorized<'_> {
     let mut out = Categorized {

@@ -1397,12 +1397,9 @@ pub fn render_capacity(r: &NftablesRules) -> usize {
 
 /// [`render`], appended to `out`.
 pub fn render_into(r: &NftablesRules, out: &mut String) {
+    r.model.name_all_nft();
     assemble(r, &[render_part(r)], out);
 }
-
-/// How many service ports [`render_node_into`] writes and renders at a time: as many as the model
-/// names at a time, so that each run's task makes and uses its own ports' chain names.
-const RUN: usize = super::model::NAME_CHUNK;
 
 /// Renders the table of one node and family exactly as [`render`] renders [`build`]'s,
 /// appended to `out`, without keeping it: the service ports are written and rendered in
@@ -1411,14 +1408,12 @@ const RUN: usize = super::model::NAME_CHUNK;
 pub fn render_node_into(model: &Arc<FamilyModel>, ctx: &NodeCtx, out: &mut String) {
     use rayon::prelude::*;
     let fixed = start(model, ctx, false);
-    let n = model.ports.len();
     let mut parts = vec![render_part(&fixed)];
-    parts.par_extend((0..n.div_ceil(RUN)).into_par_iter().map(|k| {
-        let run = k * RUN..((k + 1) * RUN).min(n);
-        let endpoints = model.ports[run.clone()]
-            .iter()
-            .map(|p| p.endpoints.len())
-            .sum();
+    // A names chunk of service ports at a time, so that each run's task makes and uses its
+    // own ports' chain names.
+    parts.par_extend((0..model.chunks()).into_par_iter().map(|k| {
+        let run = model.chunk_range(k);
+        let endpoints = model.endpoints_in(run.clone());
         let mut t = empty_like(&fixed);
         t.reserve_services(run.len(), endpoints);
         write_services(&mut t, ctx, run);
