@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// A directory whose files a scenario may name with `path:`, besides the scenario's own
+    /// directory (repeatable). Paths are compared after resolving symbolic links.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub allow_path: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

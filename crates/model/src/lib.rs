@@ -13,6 +13,8 @@
 //! - [`version`]: [`KubeVersion`], the `kubernetesVersion` key.
 //! - [`flags`]: the flag schema of each component (name, type, whether knetsim models it) and
 //!   the merge of `key: value` maps with pasted `args:` lists.
+//! - [`limits`]: the caps on input (nodes, pods, Services, objects, file size, YAML size and
+//!   depth), stated once and enforced while reading.
 //! - [`objects`]: the Kubernetes objects knetsim reads (Service, Pod, workloads, Node, Namespace).
 //! - [`scenario`]: the scenario document (`name`, `kubernetesVersion`, `seed`, `cluster`, `nodes`,
 //!   `manifests`, `steps`, `expect`, `plan`).
@@ -27,6 +29,7 @@
 pub mod cidr;
 pub mod diag;
 pub mod flags;
+pub mod limits;
 pub mod objects;
 mod read;
 pub mod scenario;
@@ -37,5 +40,5 @@ pub mod yaml;
 pub use diag::{Diagnostic, Severity};
 pub use read::{Loaded, load_manifests, load_scenario, load_scenario_str};
 pub use scenario::Scenario;
-pub use source::{FileId, FileLoader, FsLoader, SourceMap, Span, Spanned};
+pub use source::{FileId, FileLoader, FsLoader, LoadError, SourceMap, Span, Spanned};
 pub use version::KubeVersion;

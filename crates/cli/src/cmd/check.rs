@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::Path;
 
 use knetsim_model::Diagnostic;
-use knetsim_model::source::FsLoader;
 
 use crate::{EXIT_INVALID, EXIT_OK};
 
@@ -37,7 +36,7 @@ fn looks_like_manifest(file: &Path) -> bool {
 }
 
 fn check_manifest(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let loaded = knetsim_model::load_manifests(file, &FsLoader);
+    let loaded = knetsim_model::load_manifests(file, &super::load::Confined::for_file(file));
     super::write_diagnostics(&loaded.sources, &loaded.diagnostics, err);
     if loaded.diagnostics.iter().any(Diagnostic::is_error) {
         return Ok(EXIT_INVALID);

@@ -14,24 +14,29 @@ use crate::{EXIT_INVALID, EXIT_OK};
 /// Loads and simulates a scenario and builds its dataplane; `Err(exit status)` after
 /// printing why not. The dataplane shares the state (a large cluster's is not copied).
 pub fn build(file: &Path, err: &mut dyn Write) -> Result<(Arc<ClusterState>, Dataplane), i32> {
-    let scenario = super::load(file, err)?;
-    let state = Arc::new(knetsim_control::simulate(&scenario));
-    match knetsim_dataplane::build(&state, &scenario) {
-        Ok(dp) => {
-            let loaded = knetsim_model::SourceMap::new();
-            super::write_diagnostics(&loaded, &dp.warnings, err);
-            Ok((state, dp))
-        }
+    build_input(file, err).map(|(_, state, dp)| (state, dp))
+}
+
+/// [`build`], keeping the loaded input (its sources, for diagnostics about the scenario).
+pub fn build_input(
+    file: &Path,
+    err: &mut dyn Write,
+) -> Result<(super::load::Input, Arc<ClusterState>, Dataplane), i32> {
+    let input = super::load::load_input(file, err)?;
+    let state = Arc::new(knetsim_control::simulate(&input.scenario));
+    // The loading pass validated `fabric:` and reported the dataplane's warnings (an
+    // ip-masq-agent configuration the agent rejects) already.
+    match knetsim_dataplane::build(&state, &input.scenario) {
+        Ok(dp) => Ok((input, state, dp)),
         Err(diags) => {
-            // Re-read for the sources the diagnostics point into.
-            let loaded = knetsim_model::load_scenario(file, &knetsim_model::source::FsLoader);
-            super::write_diagnostics(&loaded.sources, &diags, err);
+            super::write_diagnostics(&input.sources, &diags, err);
             Err(EXIT_INVALID)
         }
     }
 }
 
 fn pick_node(
+    input: &super::load::Input,
     state: &ClusterState,
     node: Option<String>,
     err: &mut dyn Write,
@@ -50,7 +55,13 @@ fn pick_node(
         None => match state.nodes.keys().next() {
             Some(n) => Ok(n.clone()),
             None => {
-                let _ = writeln!(err, "error: the scenario has no nodes");
+                let d = knetsim_model::Diagnostic::error(
+                    super::load::file_start(),
+                    "the scenario has no nodes, so no node has routes or rules to show",
+                )
+                .with_label("this scenario")
+                .with_help("add nodes under `nodes:` (a `name:` and `node-ip:` each, or `count:` to generate them)");
+                super::write_diagnostics(&input.sources, &[d], err);
                 Err(EXIT_INVALID)
             }
         },
@@ -123,7 +134,7 @@ pub fn rules(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let (state, dp) = match build(file, err) {
+    let (input, state, dp) = match build_input(file, err) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
@@ -165,7 +176,7 @@ pub fn rules(
         writeln!(out, "wrote {written} rule files to {}", dir.display())?;
         return Ok(EXIT_OK);
     }
-    let node = match pick_node(&state, node, err) {
+    let node = match pick_node(&input, &state, node, err) {
         Ok(n) => n,
         Err(code) => return Ok(code),
     };
@@ -204,11 +215,11 @@ pub fn routes(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let (state, dp) = match build(file, err) {
+    let (input, state, dp) = match build_input(file, err) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let node = match pick_node(&state, node, err) {
+    let node = match pick_node(&input, &state, node, err) {
         Ok(n) => n,
         Err(code) => return Ok(code),
     };

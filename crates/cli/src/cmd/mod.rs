@@ -2,6 +2,7 @@
 
 mod check;
 mod dataplane;
+pub mod load;
 mod plan;
 mod reach;
 pub mod run;
@@ -10,12 +11,12 @@ mod test;
 use std::io::Write;
 use std::path::Path;
 
-use knetsim_model::{Diagnostic, Scenario, diag, source::FsLoader};
+use knetsim_model::{Diagnostic, Scenario, diag};
 
-use crate::EXIT_INVALID;
 use crate::cli::{Cli, Command};
 
 pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    load::set_allowed_paths(&cli.allow_path);
     match cli.command {
         Command::Run {
             file,
@@ -89,14 +90,10 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
     }
 }
 
-/// Loads a scenario, writing its diagnostics to `err`. `Err(code)` when it has errors.
+/// Loads and validates a scenario (see [`load::load_input`]: the one validation every
+/// subcommand runs), writing its diagnostics to `err`. `Err(code)` when it has errors.
 pub fn load(path: &Path, err: &mut dyn Write) -> Result<Scenario, i32> {
-    let loaded = knetsim_model::load_scenario(path, &FsLoader);
-    write_diagnostics(&loaded.sources, &loaded.diagnostics, err);
-    match loaded.value {
-        Some(s) if !loaded.diagnostics.iter().any(Diagnostic::is_error) => Ok(s),
-        _ => Err(EXIT_INVALID),
-    }
+    load::load_input(path, err).map(|i| i.scenario)
 }
 
 pub fn write_diagnostics(

@@ -3,9 +3,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use knetsim_model::Diagnostic;
-use knetsim_model::source::FsLoader;
-
 use crate::cli::PlanOutput;
 use crate::{EXIT_INVALID, EXIT_OK};
 
@@ -16,14 +13,11 @@ pub fn plan(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let loaded = knetsim_plan::load_input(file, &FsLoader);
-    super::write_diagnostics(&loaded.sources, &loaded.diagnostics, err);
-    let Some(scenario) = loaded
-        .value
-        .filter(|_| !loaded.diagnostics.iter().any(Diagnostic::is_error))
-    else {
-        return Ok(EXIT_INVALID);
+    let input = match super::load::load_with(file, err, knetsim_plan::load_input) {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
     };
+    let scenario = &input.scenario;
     // A progress bar for sweeps and growth runs, only where a person is watching: it goes to
     // stderr, and is hidden when stderr is not a terminal (CI logs, pipes, tests).
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -46,14 +40,14 @@ pub fn plan(
         progress: bar.is_some().then_some(&tick as &(dyn Fn(u64, u64) + Sync)),
         ..opts
     };
-    let report = knetsim_plan::plan(&scenario, &opts);
+    let report = knetsim_plan::plan(scenario, &opts);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let report = match report {
         Ok(r) => r,
         Err(diags) => {
-            super::write_diagnostics(&loaded.sources, &diags, err);
+            super::write_diagnostics(&input.sources, &diags, err);
             return Ok(EXIT_INVALID);
         }
     };

@@ -71,6 +71,10 @@ pub(crate) struct Sim<'a> {
     /// Per node: registration index, max pods, pods bound.
     pub(crate) nodes: BTreeMap<String, NodeInfo>,
     next_node_index: usize,
+    /// Nodes whose `CIDRNotAvailable` event is recorded: a set, so that deciding whether a
+    /// waiting node's retry repeats its event does not scan every event (which made clusters
+    /// with more nodes than node blocks quadratic).
+    cidr_not_available: std::collections::HashSet<String>,
     workloads: Workloads<'a>,
     /// The manifest last applied for each Service, for kubectl apply's three-way merge: the
     /// scenario's own object (the scenario outlives the simulation), not a copy.
@@ -116,6 +120,7 @@ impl<'a> Sim<'a> {
             },
             nodes: BTreeMap::new(),
             next_node_index: 0,
+            cidr_not_available: Default::default(),
             workloads: Workloads::default(),
             last_applied: BTreeMap::new(),
             name_rng: rng::named(seed, "kube-controller-manager/generated-names"),
@@ -319,7 +324,31 @@ impl<'a> Sim<'a> {
             spec.node_ip.as_ref().map(|s| s.value.as_str()),
         ) {
             Ok(ips) if ips.is_empty() => self.default_node_ips(),
-            Ok(ips) => ips,
+            // `--node-ip=0.0.0.0` (or `::`) is not an address but "detect one, preferring
+            // this family" (kubelet nodestatus NodeAddress, since 1.18): the address of the
+            // host's default route, here the node's default address of that family.
+            Ok(ips) if ips.len() == 1 && ips[0].is_unspecified() && self.version.at_least(18) => {
+                let want = Family::of_ip(&ips[0].to_canonical());
+                let mut auto = self.default_node_ips_of(&[want]);
+                auto.truncate(1);
+                auto
+            }
+            Ok(ips) => match components::node_ip_status_error(&ips) {
+                // kubelet nodestatus NodeAddress: validateNodeIP fails, setNodeStatus logs
+                // "Failed to set some node status fields" and the Node is registered without
+                // addresses (its other conditions are set as usual).
+                Some(msg) => {
+                    self.event(
+                        "Warning",
+                        "NodeAddressesNotSet",
+                        involved,
+                        "kubelet",
+                        format!("Failed to set some node status fields: {msg}"),
+                    );
+                    Vec::new()
+                }
+                None => ips,
+            },
             Err(msg) => {
                 self.event("Warning", "KubeletNotStarted", involved, "kubelet", msg);
                 return;
@@ -395,11 +424,16 @@ impl<'a> Sim<'a> {
 
     /// One address per cluster family from kind's docker network, in cluster-family order.
     fn default_node_ips(&self) -> Vec<IpAddr> {
-        let k = self.next_node_index as u128 + 2;
         let mut fams = self.state.network.ip_families.clone();
         if fams.is_empty() {
             fams.push(Family::IPv4);
         }
+        self.default_node_ips_of(&fams)
+    }
+
+    /// The next node's default address in each of `fams`.
+    fn default_node_ips_of(&self, fams: &[Family]) -> Vec<IpAddr> {
+        let k = self.next_node_index as u128 + 2;
         fams.iter()
             .map(|f| {
                 let net: IpNet = match f {
@@ -513,18 +547,14 @@ impl<'a> Sim<'a> {
                     // (nodeutil.RecordNodeStatusChange) and logs the allocation error. The
                     // node is retried on every pass; the API server aggregates repeats of an
                     // event into one (with a count), so it is recorded once per node.
+                    if !self.cidr_not_available.insert(name.clone()) {
+                        continue;
+                    }
                     let involved = InvolvedObject {
                         kind: "Node".into(),
                         namespace: None,
                         name: name.clone(),
                     };
-                    let repeated =
-                        self.state.events.iter().any(|e| {
-                            e.reason == "CIDRNotAvailable" && e.involved_object == involved
-                        });
-                    if repeated {
-                        continue;
-                    }
                     self.event(
                         "Normal",
                         "CIDRNotAvailable",

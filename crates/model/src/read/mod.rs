@@ -25,8 +25,8 @@ pub(crate) use render::render_diagnostics;
 use crate::diag::Diagnostic;
 use crate::objects::Object;
 use crate::scenario::Scenario;
-use crate::source::{FileId, FileLoader, SourceMap, Span};
-use crate::yaml::{Node, NodeKind, parse_stream};
+use crate::source::{FileId, FileLoader, LoadError, SourceMap, Span};
+use crate::yaml::{Node, NodeKind, parse_stream_within};
 
 /// The outcome of loading: the model if there were no errors, every diagnostic, and the
 /// sources they point into.
@@ -100,6 +100,14 @@ pub(crate) struct Ctx<'l> {
     pub diags: Vec<Diagnostic>,
     loader: &'l dyn FileLoader,
     by_path: HashMap<PathBuf, FileId>,
+    /// YAML nodes the scenario's files may still hold ([`crate::limits::MAX_YAML_NODES`]).
+    yaml_budget: usize,
+    /// Nodes read so far (`nodes:` and `addNodes:`), against [`crate::limits::MAX_NODES`].
+    pub nodes_read: u64,
+    /// Objects `generate:` entries made so far, against [`crate::limits::MAX_OBJECTS`].
+    pub objects_generated: u64,
+    /// Files whose bytes are not UTF-8 text (already reported): not parsed.
+    unreadable: std::collections::HashSet<FileId>,
 }
 
 impl<'l> Ctx<'l> {
@@ -110,6 +118,10 @@ impl<'l> Ctx<'l> {
             loader,
             by_path: HashMap::new(),
             version: None,
+            yaml_budget: crate::limits::MAX_YAML_NODES,
+            unreadable: Default::default(),
+            nodes_read: 0,
+            objects_generated: 0,
         }
     }
 
@@ -140,26 +152,81 @@ impl<'l> Ctx<'l> {
             None => written,
             Some(_) => path.to_string_lossy().into_owned(),
         };
-        match self.loader.load(&path) {
-            Ok(text) => {
+        match self.loader.load_bytes(&path) {
+            Ok(bytes) => {
+                let (text, problem) = decode(bytes);
                 let id = self.sources.add(name, path.clone(), text);
                 self.by_path.insert(path, id);
+                if let Some((offset, message, label)) = problem {
+                    let span = self.span_at(id, offset);
+                    self.diags
+                        .push(Diagnostic::error(span, message).with_label(label).with_help(
+                            "knetsim reads YAML as UTF-8 text, as kubectl does; convert the file (e.g. `iconv -t UTF-8`)",
+                        ));
+                    // Nothing in the file is read: the parser would report what follows the
+                    // bad byte in terms of replacement characters.
+                    self.unreadable.insert(id);
+                }
                 Some(id)
             }
-            Err(reason) => {
+            Err(e) => {
+                let (reason, label, help) = match e {
+                    LoadError::Io(reason) => (
+                        reason,
+                        "this file cannot be read".to_string(),
+                        "`path:` is relative to the directory of the file that names it"
+                            .to_string(),
+                    ),
+                    LoadError::Outside { resolved, allowed } => (
+                        format!(
+                            "it is outside the directories this scenario may read ({})",
+                            allowed
+                                .iter()
+                                .map(|p| format!("`{}`", p.display()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        format!("resolves to `{}`", resolved.display()),
+                        "a scenario may only name files under its own directory (symbolic links resolved); widen it with `--allow-path DIR`"
+                            .to_string(),
+                    ),
+                    LoadError::TooLarge { bytes } => (
+                        format!(
+                            "the file has {bytes} bytes, more than knetsim's cap of {} bytes per file",
+                            crate::limits::MAX_FILE_BYTES
+                        ),
+                        "this file is too large".to_string(),
+                        "generate large clusters with `count:` (nodes) and `generate:` (objects)"
+                            .to_string(),
+                    ),
+                };
                 let d = match at {
                     Some(span) => {
                         Diagnostic::error(span, format!("cannot read `{name}`: {reason}"))
-                            .with_label("this file cannot be read")
-                            .with_help(
-                                "`path:` is relative to the directory of the file that names it",
-                            )
+                            .with_label(label)
+                            .with_help(help)
                     }
                     None => Diagnostic::error_nowhere(format!("cannot read `{name}`: {reason}")),
                 };
                 self.diags.push(d);
                 None
             }
+        }
+    }
+
+    /// The span of the character at byte `offset` of a loaded file (one byte long), with its
+    /// line and column.
+    fn span_at(&self, file: FileId, offset: usize) -> Span {
+        let text = &self.sources.get(file).text;
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Span {
+            file,
+            start: offset,
+            end: (offset + 1).min(text.len()).max(offset),
+            line: before.matches('\n').count() as u32 + 1,
+            col: before[line_start..].chars().count() as u32 + 1,
         }
     }
 
@@ -176,7 +243,11 @@ impl<'l> Ctx<'l> {
 
     /// Parses a loaded file into its YAML documents, reporting syntax errors.
     pub fn parse(&mut self, file: FileId) -> Vec<Node> {
-        let (docs, diags) = parse_stream(file, &self.sources.get(file).text);
+        if self.unreadable.contains(&file) {
+            return Vec::new();
+        }
+        let (docs, diags) =
+            parse_stream_within(file, &self.sources.get(file).text, &mut self.yaml_budget);
         self.diags.extend(diags);
         docs
     }
@@ -213,6 +284,54 @@ impl<'l> Ctx<'l> {
             end: node.span.start + offset + range.end,
             line: node.span.line,
             col,
+        }
+    }
+}
+
+/// Decodes a file's bytes as UTF-8. A UTF-8 byte-order mark is dropped (YAML allows it); a
+/// UTF-16 or UTF-32 one, or bytes that are not UTF-8, give the text up to the problem (with
+/// the rest replaced lossily, so the line can still be shown) and the byte offset, message
+/// and label of the problem.
+fn decode(bytes: Vec<u8>) -> (String, Option<(usize, String, String)>) {
+    const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+    let boms: [(&[u8], &str); 4] = [
+        (b"\x00\x00\xFE\xFF", "UTF-32 (big-endian)"),
+        (b"\xFF\xFE\x00\x00", "UTF-32 (little-endian)"),
+        (b"\xFE\xFF", "UTF-16 (big-endian)"),
+        (b"\xFF\xFE", "UTF-16 (little-endian)"),
+    ];
+    for (bom, encoding) in boms {
+        if bytes.starts_with(bom) {
+            return (
+                String::new(),
+                Some((
+                    0,
+                    format!("the file is {encoding} text, not UTF-8"),
+                    format!("a {encoding} byte-order mark"),
+                )),
+            );
+        }
+    }
+    let bytes = match bytes.strip_prefix(UTF8_BOM) {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            let bad = bytes[offset];
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Some((
+                    offset,
+                    format!(
+                        "the file is not UTF-8 text: byte 0x{bad:02X} at offset {offset} is not valid UTF-8"
+                    ),
+                    "not UTF-8".to_string(),
+                )),
+            )
         }
     }
 }

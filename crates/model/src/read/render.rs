@@ -28,9 +28,14 @@ pub(crate) fn render_diagnostics(sources: &SourceMap, diags: &[Diagnostic]) -> S
             Severity::Warning => Level::WARNING,
         };
         let title = level.primary_title(d.message.as_str());
-        let mut group: Group<'_> = match d.span {
-            Some(span) => {
-                let file = sources.get(span.file);
+        // A span into a file this map does not hold would be a caller's bug (every diagnostic
+        // of a run points into the one map its files were loaded into); say the message
+        // without a snippet rather than fail.
+        let located = d
+            .span
+            .and_then(|span| sources.try_get(span.file).map(|file| (span, file)));
+        let mut group: Group<'_> = match located {
+            Some((span, file)) => {
                 let text = file.text.as_str();
                 let mut start = span.start.min(text.len());
                 while !text.is_char_boundary(start) {

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use crate::cidr::parse_cidr_sloppy;
 use crate::diag::Diagnostic;
 use crate::flags::{Component, ComponentFlags};
+use crate::limits::{MAX_NODES, MAX_OBJECTS};
 use crate::objects::{Object, ObjectRef};
 use crate::scenario::{
     CalicoConfig, CalicoIpPool, ClusterConfig, CniConfig, Expectation, IpMasqAgentConfig, NodeSpec,
@@ -109,7 +110,7 @@ pub(crate) fn read_scenario_docs(
     let plan = r.value("plan").cloned();
     r.allow(TOP_LEVEL);
     r.finish(&mut cx.diags);
-    Some(Scenario {
+    let scenario = Scenario {
         name: name?.value,
         version: version?,
         seed,
@@ -120,7 +121,9 @@ pub(crate) fn read_scenario_docs(
         expect,
         fabric,
         plan,
-    })
+    };
+    cx.diags.extend(crate::limits::check(&scenario));
+    Some(scenario)
 }
 
 /// `kubernetesVersion`: "1.33", "v1.30", "1.30.2"; an unquoted `1.30` keeps its text. Absent
@@ -618,10 +621,20 @@ fn read_node_entries(cx: &mut Ctx<'_>, items: &[Node]) -> Vec<NodeSpec> {
         let before = out.len();
         if r.has("count") {
             read_generator(cx, &mut r, item, &mut out);
-        } else {
-            if let Some(n) = read_named_node(cx, &mut r, item) {
-                out.push(n);
+        } else if let Some(n) = read_named_node(cx, &mut r, item) {
+            cx.nodes_read += 1;
+            if cx.nodes_read == MAX_NODES + 1 {
+                cx.diags.push(
+                    Diagnostic::error(
+                        n.name.span,
+                        format!(
+                            "the scenario would have more than knetsim's cap of {MAX_NODES} nodes"
+                        ),
+                    )
+                    .with_label("this goes over the cap"),
+                );
             }
+            out.push(n);
         }
         r.finish(&mut cx.diags);
         for n in &out[before..] {
@@ -726,8 +739,6 @@ fn nth_host(net: &IpNet, k: u128) -> IpAddr {
 
 /// A bound on one generator, far above Kubernetes' tested 5,000 nodes, so that a typo (an
 /// extra zero or two) is an error rather than an attempt to allocate billions of nodes.
-const MAX_GENERATED_NODES: u64 = 1_000_000;
-
 /// `{count, prefix, start, node-ip-pools, …}`: nodes `<prefix><start+k>`, node k taking host
 /// address k+1 of every pool (so each node gets one IP per pool: a dual-stack pair from one
 /// IPv4 and one IPv6 pool).
@@ -752,13 +763,21 @@ fn read_generator(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, item: &Node, out: &mu
     if !pools_ok {
         return;
     }
-    if count.value > MAX_GENERATED_NODES {
+    // Checked before a single node is made: a count of a million would otherwise take
+    // gigabytes before anything else could refuse it.
+    let total = cx.nodes_read.saturating_add(count.value);
+    if total > MAX_NODES {
         cx.diags.push(
-            Diagnostic::error(count.span, format!("count {} is too large", count.value))
-                .with_label(format!(
-                    "knetsim generates at most {MAX_GENERATED_NODES} nodes per entry"
-                )),
+            Diagnostic::error(
+                count.span,
+                format!(
+                    "the scenario would have {total} nodes, more than knetsim's cap of {MAX_NODES}"
+                ),
+            )
+            .with_label("this goes over the cap")
+            .with_help(crate::limits::CAPS_HELP),
         );
+        cx.nodes_read = total;
         return;
     }
     if start.checked_add(count.value).is_none() {
@@ -792,6 +811,7 @@ fn read_generator(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, item: &Node, out: &mu
             return;
         }
     }
+    cx.nodes_read = total;
     out.reserve(count.value as usize);
     for k in 0..count.value {
         let node_ip = if pools.is_empty() {
@@ -854,9 +874,6 @@ fn read_object_list(cx: &mut Ctx<'_>, items: &[Node]) -> Vec<Object> {
     out
 }
 
-/// Most objects one `generate:` entry may expand to.
-const MAX_GENERATED: u64 = 1_000_000;
-
 /// `{generate: {count, start, object}}`: `count` copies of `object`, the i-th with `{i}` in
 /// every string replaced by `start + i`, `{i%N}` by its remainder modulo N and `{i/N}` by its
 /// quotient. Clusters at Kubernetes' limits need tens of thousands of near-identical objects;
@@ -890,16 +907,21 @@ fn read_generated_objects(cx: &mut Ctx<'_>, item: &Node, out: &mut Vec<Object>) 
     };
     r.finish(&mut cx.diags);
     let Some(object) = object else { return };
-    if count.value > MAX_GENERATED {
+    // Checked before a single copy is made (see `limits::MAX_OBJECTS`).
+    let total = cx.objects_generated.saturating_add(count.value);
+    if total > MAX_OBJECTS {
         cx.diags.push(
             Diagnostic::error(
                 count.span,
-                format!("`generate` makes at most {MAX_GENERATED} objects"),
+                format!("`generate` would make {total} objects in this scenario, more than knetsim's cap of {MAX_OBJECTS}"),
             )
-            .with_label(format!("{} requested", count.value)),
+            .with_label(format!("{} requested", count.value))
+            .with_help(crate::limits::CAPS_HELP),
         );
+        cx.objects_generated = total;
         return;
     }
+    cx.objects_generated = total;
     if let Err(d) = check_placeholders(object) {
         cx.diags.push(d);
         return;

@@ -12,7 +12,8 @@ use crate::source::{FileId, Span};
 /// copies, so a "billion laughs" document (each anchor aliasing the previous one ten times)
 /// would otherwise take exponential memory. Half a million nodes is far more than any real
 /// manifest shares through anchors.
-pub const MAX_ALIAS_EXPANSION: usize = 500_000;
+pub use crate::limits::MAX_ALIAS_EXPANSION;
+use crate::limits::{MAX_YAML_DEPTH, MAX_YAML_NODES};
 
 /// Parses a YAML stream into one [`Node`] per document, with every diagnostic found.
 ///
@@ -20,7 +21,21 @@ pub const MAX_ALIAS_EXPANSION: usize = 500_000;
 /// before it are still returned, so that callers can report problems in them too. An empty
 /// document (`---` followed by nothing) is a [`NodeKind::Null`] root.
 pub fn parse_stream(file: FileId, text: &str) -> (Vec<Node>, Vec<Diagnostic>) {
+    let mut budget = MAX_YAML_NODES;
+    parse_stream_within(file, text, &mut budget)
+}
+
+/// [`parse_stream`] with a budget of YAML nodes shared by every file of one scenario: each
+/// node built (alias copies included) takes one, and the parse stops with a located error
+/// when none is left, so that memory stays proportional to the cap, not to the input.
+pub fn parse_stream_within(
+    file: FileId,
+    text: &str,
+    budget: &mut usize,
+) -> (Vec<Node>, Vec<Diagnostic>) {
     let mut b = Builder {
+        budget: *budget,
+        stop: false,
         file,
         pos: Positions::new(text),
         stack: Vec::new(),
@@ -40,7 +55,11 @@ pub fn parse_stream(file: FileId, text: &str) -> (Vec<Node>, Vec<Diagnostic>) {
             }
             Ok((event, span)) => b.event(event, span),
         }
+        if b.stop {
+            break;
+        }
     }
+    *budget = b.budget;
     (b.docs, b.diags)
 }
 
@@ -95,6 +114,10 @@ enum Frame {
 }
 
 struct Builder {
+    /// YAML nodes this parse may still build (see [`parse_stream_within`]).
+    budget: usize,
+    /// Set when a cap was hit: the parse ends there.
+    stop: bool,
     file: FileId,
     pos: Positions,
     stack: Vec<Frame>,
@@ -117,6 +140,43 @@ impl Builder {
         }
     }
 
+    /// Takes `n` nodes from the budget; `false` (after reporting it) when there are not that
+    /// many left.
+    fn take(&mut self, n: usize, span: Span) -> bool {
+        if n <= self.budget {
+            self.budget -= n;
+            return true;
+        }
+        self.diags.push(
+            Diagnostic::error(
+                span,
+                format!("the scenario's files hold more than {MAX_YAML_NODES} YAML values"),
+            )
+            .with_label("knetsim stopped reading here")
+            .with_help(
+                "generate large clusters with `count:` (nodes) and `generate:` (objects) instead of writing every value out",
+            ),
+        );
+        self.stop = true;
+        false
+    }
+
+    /// Opens a collection unless it would nest deeper than [`MAX_YAML_DEPTH`].
+    fn open(&mut self, span: Span) -> bool {
+        if self.stack.len() >= MAX_YAML_DEPTH {
+            self.diags.push(
+                Diagnostic::error(
+                    span,
+                    format!("YAML nested deeper than {MAX_YAML_DEPTH} levels"),
+                )
+                .with_label("knetsim stopped reading here"),
+            );
+            self.stop = true;
+            return false;
+        }
+        self.take(1, span)
+    }
+
     fn event(&mut self, event: Event<'_>, raw: saphyr_parser::Span) {
         let span = self.span(raw);
         match event {
@@ -134,6 +194,9 @@ impl Builder {
                 self.push(node);
             }
             Event::Scalar(value, style, anchor, tag) => {
+                if !self.take(1, span) {
+                    return;
+                }
                 let forced_string = tag
                     .as_ref()
                     .is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
@@ -150,12 +213,16 @@ impl Builder {
                 self.register(anchor, &node);
                 self.push(node);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                start: span,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+            Event::SequenceStart(anchor, _) => {
+                if self.open(span) {
+                    self.stack.push(Frame::Seq {
+                        start: span,
+                        anchor,
+                        items: Vec::new(),
+                    })
+                }
+            }
+            Event::MappingStart(anchor, _) if self.open(span) => self.stack.push(Frame::Map {
                 start: span,
                 anchor,
                 entries: Vec::new(),
@@ -163,6 +230,7 @@ impl Builder {
                 merges: Vec::new(),
                 index: None,
             }),
+            Event::MappingStart(..) => {}
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else {
                     // The parser never ends a collection it did not start.
@@ -289,7 +357,7 @@ impl Builder {
             kind: NodeKind::Null,
             span,
         };
-        let Some((node, size)) = self.anchors.get(&id) else {
+        let Some(&(_, size)) = self.anchors.get(&id) else {
             // saphyr rejects unknown anchors itself; an alias to an anchor we did not record
             // cannot happen, but an empty value is the safe reading.
             return null;
@@ -313,6 +381,12 @@ impl Builder {
             }
             return null;
         }
+        if !self.take(size, span) {
+            return null;
+        }
+        let Some((node, _)) = self.anchors.get(&id) else {
+            return null;
+        };
         let mut copy = node.clone();
         // The copy keeps the spans of the anchored text (so errors inside it point there), but
         // the alias itself is where the value was used.

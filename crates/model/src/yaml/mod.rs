@@ -21,7 +21,7 @@ mod build;
 mod reader;
 mod suggest;
 
-pub use build::{MAX_ALIAS_EXPANSION, parse_stream};
+pub use build::{MAX_ALIAS_EXPANSION, parse_stream, parse_stream_within};
 pub use reader::{
     Diags, MapReader, cidr_error, expect_bool, expect_cidr, expect_i64, expect_ip, expect_map,
     expect_seq, expect_str, expect_text, expect_u64, host_bits_warning, mismatch, string_map,
