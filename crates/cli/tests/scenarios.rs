@@ -81,36 +81,6 @@ fn json_output_is_the_same_document() {
 }
 
 #[test]
-fn every_bad_input_exits_2_with_a_located_diagnostic() {
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(crate::harness::root().join("scenarios/bad")).expect("bad corpus") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "yaml") && !p.to_string_lossy().contains("-warning") {
-            files.push(format!(
-                "scenarios/bad/{}",
-                p.file_name().unwrap().to_string_lossy()
-            ));
-        }
-    }
-    files.sort();
-    assert!(
-        files.len() >= 40,
-        "the bad-input corpus has {} files",
-        files.len()
-    );
-    for file in files {
-        let out = knetsim(&["check", &file]);
-        assert_eq!(out.code, 2, "{file} should be rejected: {}", out.stdout);
-        assert!(out.stderr.contains("error"), "{file}: {}", out.stderr);
-        assert!(
-            out.stderr.contains(" --> ") || out.stderr.contains("-->"),
-            "{file} has no location: {}",
-            out.stderr
-        );
-    }
-}
-
-#[test]
 fn unknown_subcommand_and_missing_file_exit_2() {
     assert_eq!(knetsim(&["frobnicate"]).code, 2);
     let out = knetsim(&["run", "scenarios/does-not-exist.yaml"]);

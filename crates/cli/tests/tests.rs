@@ -4,6 +4,7 @@
 //! a module.
 
 mod dataplane;
+mod hardening;
 mod harness;
 mod readme;
 mod scenarios;

@@ -23,6 +23,10 @@ impl FileLoader for RootLoader {
     fn load(&self, path: &Path) -> Result<String, String> {
         std::fs::read_to_string(root().join(path)).map_err(|e| e.to_string())
     }
+
+    fn load_bytes(&self, path: &Path) -> Result<Vec<u8>, knetsim_model::LoadError> {
+        knetsim_model::source::read_capped(&root().join(path))
+    }
 }
 
 /// Files held in memory, for scenarios written inside a test.
@@ -51,8 +55,10 @@ fn load_ok(text: &str) -> Scenario {
 mod bad_corpus {
     use super::*;
 
-    /// Every file in `scenarios/bad/` must fail to load (or, for `*-warning*.yaml`, load with
-    /// warnings only), and its rendered diagnostics are snapshotted.
+    /// Every file in `scenarios/bad/` gives diagnostics with a place, and never a scenario
+    /// and an error together. Whether each is refused, and its rendered diagnostics, are
+    /// checked through `knetsim check` (crates/cli/tests/hardening.rs): some problems are
+    /// found by the validation the CLI adds for the sections other crates own.
     #[test]
     fn every_bad_scenario_is_reported_with_its_place() {
         let dir = root().join("scenarios/bad");
@@ -64,11 +70,6 @@ mod bad_corpus {
         files.sort();
         assert!(files.len() >= 45, "the corpus has {} files", files.len());
         for file in files {
-            let stem = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .expect("utf-8 name")
-                .to_string();
             let rel = PathBuf::from("scenarios/bad").join(file.file_name().expect("a file"));
             let loaded = knetsim_model::load_scenario(&rel, &RootLoader);
             let errors = loaded
@@ -76,34 +77,19 @@ mod bad_corpus {
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            let warnings = loaded.diagnostics.len() - errors;
-            if stem.contains("-warning") {
-                assert_eq!(
-                    errors,
-                    0,
-                    "{stem} must load with warnings only:\n{}",
-                    loaded.render()
-                );
-                assert!(warnings > 0, "{stem} must warn");
-                assert!(loaded.value.is_some(), "{stem} loads");
-            } else {
-                assert!(errors > 0, "{stem} must have an error");
-                assert!(loaded.value.is_none(), "{stem} must not produce a scenario");
-            }
+            assert!(
+                errors == 0 || loaded.value.is_none(),
+                "{}: errors and a scenario",
+                rel.display()
+            );
             for d in &loaded.diagnostics {
                 assert!(
                     d.span.is_some(),
-                    "{stem}: every diagnostic has a place: {}",
+                    "{}: every diagnostic has a place: {}",
+                    rel.display(),
                     d.message
                 );
             }
-            insta::with_settings!({
-                snapshot_path => "../../../snapshots/bad",
-                prepend_module_to_snapshot => false,
-                omit_expression => true,
-            }, {
-                insta::assert_snapshot!(stem.clone(), loaded.render());
-            });
         }
     }
 }
@@ -754,5 +740,45 @@ mod robustness {
                 assert!(l.has_errors(), "no value without an error for {input:?}");
             }
         }
+    }
+
+    /// A long flow list takes memory per value; the YAML budget (shared by a scenario's
+    /// files, `limits::MAX_YAML_NODES` of them) stops the parse at the cap with a located
+    /// error (a 32 MB list of 16 million values once took 150 times its size). Shown here with
+    /// a small budget; the mechanism is the same.
+    #[test]
+    fn a_flow_list_over_the_yaml_budget_stops_at_the_cap() {
+        let mut text = String::from("name: x\nfabric: {external: {hosts: [");
+        for _ in 0..2000 {
+            text.push_str("1,");
+        }
+        text.push_str("1]}}\n");
+        let mut budget = 1000;
+        let (_, diags) =
+            knetsim_model::yaml::parse_stream_within(knetsim_model::FileId(0), &text, &mut budget);
+        let cap = knetsim_model::limits::MAX_YAML_NODES;
+        let msg = format!("the scenario's files hold more than {cap} YAML values");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, msg);
+        let span = diags[0].span.expect("located");
+        // Nine nodes before the list (the maps, keys and `x`), then 991 of its values.
+        assert_eq!((span.line, span.col), (2, 29 + 2 * 991));
+        assert_eq!(budget, 0);
+    }
+
+    /// Generated objects are counted against the object cap before any is made.
+    #[test]
+    fn generate_over_the_object_cap_is_refused_before_expanding() {
+        let l = load(
+            "name: x\nmanifests:\n  - generate: {count: 10, object: {apiVersion: v1, kind: Namespace, metadata: {name: \"a{i}\"}}}\n  - generate: {count: 999991, object: {apiVersion: v1, kind: Namespace, metadata: {name: \"b{i}\"}}}\n",
+        );
+        assert!(l.value.is_none());
+        let d = &l.diagnostics[0];
+        assert!(
+            d.message.contains("more than knetsim's cap of 1000000"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.span.expect("located").line, 4);
     }
 }

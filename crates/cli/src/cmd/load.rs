@@ -193,11 +193,21 @@ impl Confined {
         self.top.as_deref() == Some(resolved) || self.roots.iter().any(|r| resolved.starts_with(r))
     }
 
+    /// The refusal. The allowed directories are named relative to the current directory
+    /// when they are under it, as the user would type them (and as snapshots can hold them).
     fn outside(&self, resolved: PathBuf) -> LoadError {
-        LoadError::Outside {
-            resolved,
-            allowed: self.roots.clone(),
-        }
+        let cwd = std::env::current_dir().ok();
+        let allowed = self
+            .roots
+            .iter()
+            .map(|r| {
+                cwd.as_deref()
+                    .and_then(|c| r.strip_prefix(c).ok())
+                    .filter(|rel| !rel.as_os_str().is_empty())
+                    .map_or_else(|| r.clone(), Path::to_path_buf)
+            })
+            .collect();
+        LoadError::Outside { resolved, allowed }
     }
 }
 
