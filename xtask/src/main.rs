@@ -32,9 +32,15 @@ fn main() -> ExitCode {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    run_env(program, args, &[])
+}
+
+/// [`run`] with environment variables set for the command.
+fn run_env(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(envs.iter().copied())
         .status()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
@@ -78,9 +84,27 @@ fn ci() -> Result<(), String> {
     test()
 }
 
+/// Where the kernel check's rule files go: `kernel-load` under Cargo's target directory
+/// (`CARGO_TARGET_DIR` when set, as Cargo itself reads it). The dataplane's fixture test
+/// writes there too, told by `KNETSIM_KERNEL_LOAD_DIR`.
+fn kernel_load_dir() -> String {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "target".to_string());
+    // Absolute: tests run in their crate's directory.
+    let dir = std::env::current_dir()
+        .unwrap_or_default()
+        .join(target)
+        .join("kernel-load");
+    dir.to_string_lossy().into_owned()
+}
+
 fn test() -> Result<(), String> {
+    let dir = kernel_load_dir();
+    let envs = [("KNETSIM_KERNEL_LOAD_DIR", dir.as_str())];
     if have("cargo-nextest") {
-        run(
+        run_env(
             "cargo",
             &[
                 "nextest",
@@ -89,11 +113,13 @@ fn test() -> Result<(), String> {
                 "--locked",
                 "--no-fail-fast",
             ],
+            &envs,
         )?;
     } else {
-        run(
+        run_env(
             "cargo",
             &["test", "--workspace", "--locked", "--no-fail-fast"],
+            &envs,
         )?;
     }
     run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
@@ -132,6 +158,7 @@ fn kernel_check() -> Result<(), String> {
                 "--no-install-recommends",
                 "iptables",
                 "nftables",
+                "ipset",
                 "util-linux",
             ],
         )?;
@@ -151,7 +178,8 @@ fn kernel_check() -> Result<(), String> {
     // The dataplane's fixture test (run just before, with the rest of the suite) wrote its
     // rule files to target/kernel-load; add the rules of bundled scenarios as the CLI renders
     // them, then load all of them.
-    let dir = "target/kernel-load";
+    let dir = kernel_load_dir();
+    let dir = dir.as_str();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     for scenario in KERNEL_CHECK_SCENARIOS {
         run(

@@ -694,7 +694,11 @@ fn snapshots_of_rules_routes_and_traces() {
 /// (which loads them into a fresh network namespace) — and checks they are non-trivial.
 #[test]
 fn kernel_rule_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/kernel-load");
+    // `cargo xtask test` says where (under Cargo's target directory, wherever that is).
+    let dir = match std::env::var_os("KNETSIM_KERNEL_LOAD_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/kernel-load"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let agent = masq_agent(&knetsim_model::scenario::IpMasqAgentConfig {
         enable_ipv6: true,
