@@ -29,17 +29,6 @@ pub fn evaluate(
     state: &ClusterState,
     expectations: &[knetsim_model::Spanned<Expectation>],
 ) -> Vec<Outcome> {
-    let needs_doc = expectations.iter().any(|e| {
-        matches!(
-            e.value,
-            Expectation::Object { .. } | Expectation::Count { .. }
-        )
-    });
-    let doc = if needs_doc {
-        serde_json::to_value(state).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
     let mut out = Vec::new();
     for e in expectations {
         let span = e.span;
@@ -87,7 +76,7 @@ pub fn evaluate(
                     _ => format!("{} {}", target.kind, target.name),
                 };
                 let obj = find_object(
-                    &doc,
+                    state,
                     &target.kind,
                     target.namespace.as_deref(),
                     &target.name,
@@ -101,7 +90,7 @@ pub fn evaluate(
                     ));
                     continue;
                 }
-                let Some(obj) = obj else {
+                let Some(obj) = obj.as_ref() else {
                     out.push(check(label.clone(), span, false, || {
                         "no such object in the state".into()
                     }));
@@ -225,19 +214,19 @@ fn object_matches(want: &str, obj: &crate::state::InvolvedObject) -> bool {
     }
 }
 
-fn find_object<'a>(doc: &'a Value, kind: &str, ns: Option<&str>, name: &str) -> Option<&'a Value> {
-    let list = match kind {
-        "Node" => "nodes",
-        "Service" => "services",
-        "Pod" => "pods",
-        "EndpointSlice" => "endpointSlices",
+/// The object as the state document shows it, found by key: only that object is turned
+/// into a JSON value (the whole state of a cluster at four times Kubernetes' limits is
+/// gigabytes as JSON values).
+fn find_object(state: &ClusterState, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    let key = || crate::state::NamespacedName::new(ns.unwrap_or("default"), name);
+    let v = match kind {
+        "Node" => serde_json::to_value(state.nodes.get(name)?),
+        "Service" => serde_json::to_value(state.services.get(&key())?),
+        "Pod" => serde_json::to_value(&**state.pods.get(&key())?),
+        "EndpointSlice" => serde_json::to_value(state.endpoint_slices.get(&key())?),
         _ => return None,
     };
-    let ns = ns.unwrap_or("default");
-    doc.get(list)?.as_array()?.iter().find(|o| {
-        let meta = &o["metadata"];
-        meta["name"] == name && (kind == "Node" || meta["namespace"] == ns)
-    })
+    v.ok()
 }
 
 /// Follows a path like `spec.ports[0].port` or `metadata.labels["a.b/c"]`.
