@@ -102,6 +102,13 @@ impl RangeAllocator {
         Ok(allocated)
     }
 
+    /// Whether [`allocate`](Self::allocate) would fail at once, before taking a block of any
+    /// cluster CIDR: the first cluster CIDR has no free block. Until something is released,
+    /// every further allocation fails the same way, with nothing leaked.
+    pub fn fails_at_first(&self) -> bool {
+        self.sets.first().is_none_or(|s| s.free() == 0)
+    }
+
     /// `occupyCIDRs`: a node that already has podCIDRs. Pass them as written in the node spec;
     /// unmasked CIDRs are masked as `net.ParseCIDR` would.
     pub fn occupy(&mut self, node: &str, pod_cidrs: &[IpNet]) -> Result<(), String> {

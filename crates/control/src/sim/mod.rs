@@ -75,6 +75,12 @@ pub(crate) struct Sim<'a> {
     /// waiting node's retry repeats its event does not scan every event (which made clusters
     /// with more nodes than node blocks quadratic).
     cidr_not_available: std::collections::HashSet<String>,
+    /// Nodes without podCIDRs, by registration index: what the node IPAM retries on each
+    /// pass. Kept as a set so that a pass costs the waiting nodes, not every node (applying
+    /// 20,000 Node objects one by one was quadratic).
+    waiting_for_cidrs: BTreeMap<usize, String>,
+    /// The waiting nodes whose `CIDRNotAvailable` event is not recorded yet.
+    unreported: std::collections::BTreeSet<usize>,
     workloads: Workloads<'a>,
     /// The manifest last applied for each Service, for kubectl apply's three-way merge: the
     /// scenario's own object (the scenario outlives the simulation), not a copy.
@@ -121,6 +127,8 @@ impl<'a> Sim<'a> {
             nodes: BTreeMap::new(),
             next_node_index: 0,
             cidr_not_available: Default::default(),
+            waiting_for_cidrs: BTreeMap::new(),
+            unreported: Default::default(),
             workloads: Workloads::default(),
             last_applied: BTreeMap::new(),
             name_rng: rng::named(seed, "kube-controller-manager/generated-names"),
@@ -499,6 +507,13 @@ impl<'a> Sim<'a> {
                 pods: 0,
             },
         );
+        if pod_cidrs.is_empty() {
+            self.waiting_for_cidrs
+                .insert(self.next_node_index, name.clone());
+            if !self.cidr_not_available.contains(&name) {
+                self.unreported.insert(self.next_node_index);
+            }
+        }
         self.next_node_index += 1;
         if !pod_cidrs.is_empty()
             && let Some(ipam) = self.node_ipam.as_mut()
@@ -527,15 +542,30 @@ impl<'a> Sim<'a> {
         if self.node_ipam.is_none() {
             return;
         }
-        for name in self.nodes_in_order() {
-            if !self.state.nodes[&name].spec.pod_cidrs.is_empty() {
-                continue;
-            }
+        // Once the first cluster CIDR is full, every waiting node fails the same way with
+        // nothing leaked until something is released; only nodes whose failure is not yet
+        // recorded need visiting. Without this, registering nodes beyond the blocks one at a
+        // time is quadratic.
+        let full = self.node_ipam.as_ref().is_some_and(|i| i.fails_at_first());
+        let waiting: Vec<(usize, String)> = if full {
+            self.unreported
+                .iter()
+                .filter_map(|i| Some((*i, self.waiting_for_cidrs.get(i)?.clone())))
+                .collect()
+        } else {
+            self.waiting_for_cidrs
+                .iter()
+                .map(|(i, n)| (*i, n.clone()))
+                .collect()
+        };
+        for (index, name) in waiting {
             let Some(ipam) = self.node_ipam.as_mut() else {
                 return;
             };
             match ipam.allocate() {
                 Ok(cidrs) => {
+                    self.waiting_for_cidrs.remove(&index);
+                    self.unreported.remove(&index);
                     let node = self.state.nodes.get_mut(&name).expect("node exists");
                     node.spec.pod_cidr = cidrs.first().copied();
                     node.spec.pod_cidrs = cidrs.clone();
@@ -547,6 +577,7 @@ impl<'a> Sim<'a> {
                     // (nodeutil.RecordNodeStatusChange) and logs the allocation error. The
                     // node is retried on every pass; the API server aggregates repeats of an
                     // event into one (with a count), so it is recorded once per node.
+                    self.unreported.remove(&index);
                     if !self.cidr_not_available.insert(name.clone()) {
                         continue;
                     }
@@ -616,7 +647,10 @@ impl<'a> Sim<'a> {
             );
             return;
         };
-        self.nodes.remove(name);
+        if let Some(info) = self.nodes.remove(name) {
+            self.waiting_for_cidrs.remove(&info.index);
+            self.unreported.remove(&info.index);
+        }
         if let Some(ipam) = self.node_ipam.as_mut()
             && let Err(msg) = ipam.release(name, &node.spec.pod_cidrs)
         {
