@@ -175,6 +175,21 @@ pub enum Command {
     },
     /// Print the fabric (nodes, pods, bridges, underlay, internet, load balancers) as DOT.
     Graph { file: PathBuf },
+    /// Build the cluster in Linux network namespaces from the rendered routes and rules, send
+    /// real packets, and compare every verdict with the simulator's (Linux, root).
+    Emulate {
+        /// The scenario (not needed with --clean alone).
+        #[arg(required_unless_present = "clean")]
+        file: Option<PathBuf>,
+        /// Leave the namespaces in place afterwards and print how to enter them.
+        #[arg(long)]
+        keep: bool,
+        /// Remove the namespaces killed runs left behind (before running FILE, if given).
+        #[arg(long)]
+        clean: bool,
+        #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+        output: TextOrJson,
+    },
     /// Capacity: what the CIDR and mask choices hold per family and version, under growth and
     /// churn, and across a sweep of alternatives.
     Plan {

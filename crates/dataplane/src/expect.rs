@@ -120,6 +120,59 @@ pub fn check_expectation(
     .with_label("expected `trace:` or `reachability:`"))
 }
 
+/// The trace queries an `expect:` entry of the dataplane kind asks: a `trace:`'s one, or a
+/// `reachability:` matrix's cells row by row. `knetsim emulate` asks the kernel the same
+/// questions. A malformed entry gives what could be read (reporting it is
+/// [`check_expectation`]'s job).
+pub fn expectation_queries(node: &Node) -> Vec<TraceQuery> {
+    let mut d = Vec::new();
+    let Some(map) = entries(node, "a dataplane expectation", &mut d) else {
+        return Vec::new();
+    };
+    let inner = match map {
+        [(k, v)] if matches!(scalar(k), Some("trace" | "reachability")) => v,
+        _ => node,
+    };
+    let Some(map) = entries(inner, "a dataplane expectation", &mut d) else {
+        return Vec::new();
+    };
+    let mut base = TraceQuery::default();
+    let mut from: Vec<String> = Vec::new();
+    let mut to: Vec<String> = Vec::new();
+    let strings = |v: &Node| -> Vec<String> {
+        match &v.kind {
+            NodeKind::Seq(items) => items
+                .iter()
+                .filter_map(scalar)
+                .map(str::to_string)
+                .collect(),
+            _ => scalar(v).map(str::to_string).into_iter().collect(),
+        }
+    };
+    for (k, v) in map {
+        let key = scalar(k).unwrap_or("");
+        if matches!(read_query_field(&mut base, key, v), Ok(true)) {
+            continue;
+        }
+        match key {
+            "from" => from = strings(v),
+            "to" => to = strings(v),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for f in &from {
+        for t in &to {
+            out.push(TraceQuery {
+                from: f.clone(),
+                to: t.clone(),
+                ..base.clone()
+            });
+        }
+    }
+    out
+}
+
 fn check_trace(
     dp: &Dataplane,
     state: &ClusterState,

@@ -842,19 +842,7 @@ impl Walk<'_> {
     }
 
     fn announcing_node(&self, nn: &NamespacedName) -> Option<String> {
-        let svc = self.state.services.get(nn)?;
-        let local = svc.spec.external_traffic_policy.as_deref() == Some("Local");
-        if local {
-            let model = self.dp.family_model(self.family)?;
-            for sp in model.ports.iter().filter(|p| p.is_of(nn)) {
-                for e in sp.endpoints.iter().filter(|e| e.ready) {
-                    if let Some(n) = model.node_name(e) {
-                        return Some(n.to_string());
-                    }
-                }
-            }
-        }
-        self.state.nodes.keys().next().cloned()
+        announcing_node(self.dp, self.state, nn, self.family)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1283,4 +1271,27 @@ fn marks_for_masquerade(rule: &str) -> bool {
 /// Whether a chain is one endpoint's (iptables `KUBE-SEP-…`, nftables `endpoint-…`).
 fn is_endpoint_chain(chain: &str) -> bool {
     chain.starts_with("KUBE-SEP-") || chain.starts_with("endpoint-")
+}
+
+/// The node a load-balancer IP of Service `nn` is handed to (MetalLB L2: the announcing
+/// node; with externalTrafficPolicy Local, a node with a ready local endpoint), in `family`.
+pub fn announcing_node(
+    dp: &Dataplane,
+    state: &ClusterState,
+    nn: &NamespacedName,
+    family: Family,
+) -> Option<String> {
+    let svc = state.services.get(nn)?;
+    let local = svc.spec.external_traffic_policy.as_deref() == Some("Local");
+    if local {
+        let model = dp.family_model(family)?;
+        for sp in model.ports.iter().filter(|p| p.is_of(nn)) {
+            for e in sp.endpoints.iter().filter(|e| e.ready) {
+                if let Some(n) = model.node_name(e) {
+                    return Some(n.to_string());
+                }
+            }
+        }
+    }
+    state.nodes.keys().next().cloned()
 }

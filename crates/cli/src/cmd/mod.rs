@@ -2,6 +2,7 @@
 
 mod check;
 mod dataplane;
+mod emulate;
 pub mod load;
 mod plan;
 mod reach;
@@ -64,6 +65,12 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         } => dataplane::rules(&file, node, family, format, write_dir, out, err),
         Command::Routes { file, node, family } => dataplane::routes(&file, node, family, out, err),
         Command::Graph { file } => dataplane::graph(&file, out, err),
+        Command::Emulate {
+            file,
+            keep,
+            clean,
+            output,
+        } => emulate::emulate(file.as_deref(), keep, clean, output, out, err),
         Command::Plan {
             file,
             output,

@@ -1,0 +1,261 @@
+//! Emulation: the simulated cluster built in Linux network namespaces from the routes and
+//! rules knetsim renders, probed with real packets, every verdict compared with the
+//! simulator's (`knetsim emulate`).
+//!
+//! The module list below is a map of the code.
+//!
+//! - [`sys`]: the only code that touches the kernel: `ip -n NS -batch`, rule loaders under
+//!   `ip netns exec`, threads that `setns` into a namespace, sysctls, namespace creation and
+//!   removal, the Ctrl-C handler. Refuses any namespace not named with [`sys::PREFIX`].
+//! - [`topology`]: the namespaces of a run (underlay/router, external hosts, one per node, one
+//!   per pod) and the `ip -batch` text and rule files that wire them.
+//! - [`probe`]: the questions (the scenario's `trace:`/`reachability:` entries and a standard
+//!   set), the simulator's answers, echo servers, real TCP/UDP clients, the comparison.
+//!
+//! Safety: nothing is added to the machine's own network namespace. Every namespace a run
+//! creates is named `ksim-<pid>-<run>-…`; veth pairs are created with both ends in those
+//! namespaces; the namespaces have no link to the machine's, so no probe can leave them. A
+//! [`Run`] guard deletes them when dropped (at the end, on an error), a signal handler on
+//! Ctrl-C, and [`clean`] removes what a killed run left.
+
+pub mod probe;
+pub mod sys;
+pub mod topology;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use knetsim_control::state::ClusterState;
+use knetsim_dataplane::{Dataplane, TraceQuery};
+use knetsim_model::Scenario;
+use knetsim_model::scenario::Expectation;
+use serde::Serialize;
+
+pub use probe::{Answer, Origin, Probe};
+pub use topology::Topology;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Leave the namespaces in place afterwards (for debugging).
+    pub keep: bool,
+    /// How long a probe waits for an answer before calling the packet dropped.
+    pub timeout: Duration,
+    /// Probe threads.
+    pub workers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            keep: false,
+            timeout: Duration::from_millis(600),
+            workers: 32,
+        }
+    }
+}
+
+/// A run's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub probes: Vec<Probe>,
+    /// Queries the simulator could not trace or the kernel cannot be asked (with why).
+    pub skipped: Vec<String>,
+    pub agree: usize,
+    pub disagree: usize,
+    /// Namespaces created.
+    pub namespaces: usize,
+    /// The prefix of the namespaces (still there with `keep`).
+    pub prefix: String,
+    pub kept: bool,
+    pub build_seconds: f64,
+    pub probe_seconds: f64,
+    pub teardown_seconds: f64,
+}
+
+impl Report {
+    /// The text report: one line a probe, the last line `N probes: A agree, D disagree`.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for p in &self.probes {
+            s.push_str(&p.line());
+            s.push('\n');
+        }
+        s.push_str(&format!(
+            "{} probes: {} agree, {} disagree\n",
+            self.probes.len(),
+            self.agree,
+            self.disagree
+        ));
+        s
+    }
+}
+
+/// Why a run could not be made (exit status 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CannotRun(pub String);
+
+impl std::fmt::Display for CannotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks the machine can emulate: Linux, root, and the tools the scenario's mode needs.
+pub fn check_host(dp: Option<&Dataplane>) -> Result<(), CannotRun> {
+    if !cfg!(target_os = "linux") {
+        return Err(CannotRun(
+            "emulation needs Linux network namespaces; this is not Linux".into(),
+        ));
+    }
+    if !sys::is_root() {
+        return Err(CannotRun(
+            "emulation creates network namespaces and needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run it as root".into(),
+        ));
+    }
+    let mut tools = vec!["ip", "iptables-restore", "ip6tables-restore"];
+    if let Some(dp) = dp {
+        if dp.proxy_mode() == Some("nftables") {
+            tools.push("nft");
+        }
+        if dp.families().iter().any(|f| !dp.masq.ipsets(*f).is_empty()) {
+            tools.push("ipset");
+        }
+    }
+    let missing: Vec<&str> = tools.into_iter().filter(|t| !sys::have(t)).collect();
+    if !missing.is_empty() {
+        return Err(CannotRun(format!(
+            "emulation needs {} (Debian: apt-get install iproute2 iptables nftables ipset)",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The namespaces of one run, deleted when dropped unless kept.
+#[derive(Debug)]
+pub struct Run {
+    pub prefix: String,
+    names: Vec<String>,
+    keep: bool,
+}
+
+impl Run {
+    fn new(keep: bool) -> Run {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let prefix = format!(
+            "{}{}-{}-",
+            sys::PREFIX,
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        );
+        sys::register(&prefix);
+        Run {
+            prefix,
+            names: Vec::new(),
+            keep,
+        }
+    }
+
+    fn teardown(&mut self) {
+        if !self.keep {
+            // Also whatever a failed `netns add` batch created part of.
+            let mut names = std::mem::take(&mut self.names);
+            names.extend(sys::namespaces_with(&self.prefix));
+            names.sort();
+            names.dedup();
+            let _ = sys::delete_namespaces(&names);
+        }
+        sys::unregister(&self.prefix);
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// The queries of the scenario's dataplane expectations, in order.
+pub fn expectation_queries(scenario: &Scenario) -> Vec<TraceQuery> {
+    scenario
+        .expect
+        .iter()
+        .filter_map(|e| match &e.value {
+            Expectation::Dataplane(n) => Some(knetsim_dataplane::expect::expectation_queries(n)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Builds the cluster, probes it and tears it down.
+pub fn emulate(
+    dp: &Dataplane,
+    state: &ClusterState,
+    scenario: &Scenario,
+    opts: &Options,
+) -> Result<Report, CannotRun> {
+    check_host(Some(dp))?;
+    let mut run = Run::new(opts.keep);
+    let topo = Topology::plan(state, &run.prefix);
+    let mut queries: Vec<(Origin, TraceQuery)> = expectation_queries(scenario)
+        .into_iter()
+        .map(|q| (Origin::Expect, q))
+        .collect();
+    queries.extend(
+        probe::standard(dp, state)
+            .into_iter()
+            .map(|q| (Origin::Standard, q)),
+    );
+    let (planned, skipped) = probe::plan(dp, state, &topo, queries);
+
+    let start = Instant::now();
+    run.names = topo.all();
+    sys::add_namespaces(&run.names).map_err(CannotRun)?;
+    topology::build(dp, state, &topo).map_err(CannotRun)?;
+    let listen = probe::listeners(dp, state, &topo, &planned);
+    let servers = probe::serve(&listen).map_err(CannotRun)?;
+    let build_seconds = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let probes = probe::run(&planned, opts.workers, opts.timeout);
+    let probe_seconds = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    drop(servers);
+    let namespaces = run.names.len();
+    run.teardown();
+    let teardown_seconds = start.elapsed().as_secs_f64();
+    let agree = probes.iter().filter(|p| p.agree).count();
+    Ok(Report {
+        disagree: probes.len() - agree,
+        agree,
+        probes,
+        skipped,
+        namespaces,
+        prefix: run.prefix.clone(),
+        kept: opts.keep,
+        build_seconds,
+        probe_seconds,
+        teardown_seconds,
+    })
+}
+
+/// Removes the namespaces of runs whose process is gone (killed runs); a run still going is
+/// left alone. Returns the names removed.
+pub fn clean() -> Result<Vec<String>, CannotRun> {
+    check_host(None)?;
+    let stale: Vec<String> = sys::namespaces_with(sys::PREFIX)
+        .into_iter()
+        .filter(|n| {
+            n[sys::PREFIX.len()..]
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_none_or(|pid| pid != std::process::id() && !sys::alive(pid))
+        })
+        .collect();
+    sys::delete_namespaces(&stale).map_err(CannotRun)?;
+    Ok(stale)
+}
