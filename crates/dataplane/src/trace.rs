@@ -509,6 +509,42 @@ impl Walk<'_> {
             .and_then(|n| n.internal_ip(self.family))
     }
 
+    /// The address MASQUERADE gives a packet leaving `node` towards one of its pods: the
+    /// primary address of the outgoing interface. ptp (kindnet, host-local) puts the pod
+    /// range's gateway on the host side of every pod's veth, kubenet on `cbr0`; Calico's
+    /// veths have no address of the family, so the kernel takes the node's.
+    fn pod_side_masq_source(&self, node: &str) -> Option<IpAddr> {
+        match self.dp.fabric.cni {
+            crate::Cni::HostLocal | crate::Cni::Kubenet => self
+                .state
+                .nodes
+                .get(node)
+                .and_then(|n| n.pod_cidr(self.family))
+                .map(|c| knetsim_ipam::family::nth_addr(&c, 1))
+                .or_else(|| self.node_ip(node)),
+            crate::Cni::Calico(_) => self.node_ip(node),
+        }
+    }
+
+    /// Whether kube-proxy's rules on `node` decide anything (DNAT, accept, drop, reject) for a
+    /// packet the node itself sends from `from` to `to`.
+    fn rewrites_here(&self, node: &str, from: &End, to: &Place) -> bool {
+        let Some(rules) = self.dp.rules(node, self.family) else {
+            return false;
+        };
+        let node_ips = self.node_ips(node);
+        let p = PacketCtx {
+            src: from.place.ip,
+            dst: to.ip,
+            proto: self.proto,
+            dport: self.port,
+            src_is_local: from.place.ip.is_loopback() || node_ips.contains(&from.place.ip),
+            node_ips,
+            from_local_pod: false,
+        };
+        !rules.trace(&p).outputs.is_empty()
+    }
+
     fn run(&mut self, from: End, to: Place) -> Trace {
         let mut hops = Vec::new();
         let fam = self.family;
@@ -572,6 +608,27 @@ impl Walk<'_> {
                     return trace;
                 }
             },
+        };
+
+        // A node's packet to another node's address: its own kube-proxy rules match only
+        // local destinations (NodePorts: `--dst-type LOCAL`, `fib daddr type local`), so it
+        // leaves unchanged and meets netfilter again, as a packet from the wire, on the node
+        // that has the address.
+        let (ingress, origin) = match (origin, to.kind, to.node.as_ref()) {
+            (Origin::Host, "node", Some(dst_node))
+                if *dst_node != ingress && !self.rewrites_here(&ingress, &from, &to) =>
+            {
+                hops.push(hop(
+                    ingress.clone(),
+                    "interface",
+                    format!(
+                        "eth0 -> {dst_node}: {} is not local here, no NodePort rule matches",
+                        to.ip
+                    ),
+                ));
+                (dst_node.clone(), Origin::Wire)
+            }
+            _ => (ingress, origin),
         };
 
         // 2. kube-proxy on the ingress node.
@@ -932,7 +989,7 @@ impl Walk<'_> {
                         return path;
                     }
                     if masq_pending {
-                        let to_ip = self.node_ip(&node).unwrap_or(src);
+                        let to_ip = self.pod_side_masq_source(&node).unwrap_or(src);
                         path.hops.push(hop(
                             node.clone(),
                             "snat",

@@ -49,7 +49,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             keep: false,
-            timeout: Duration::from_millis(600),
+            timeout: Duration::from_millis(1500),
             workers: 32,
         }
     }

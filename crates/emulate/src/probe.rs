@@ -325,7 +325,7 @@ pub fn plan(
             from_ns,
             from_ip: t.from.ip,
             to: SocketAddr::new(t.to.ip, t.port),
-            tries: if k > 1 { 4 * k } else { 1 },
+            tries: if k > 1 { 10 * k } else { 1 },
             sim,
             query: q,
         });

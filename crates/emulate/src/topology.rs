@@ -124,6 +124,9 @@ pub fn underlay_batch(dp: &Dataplane, state: &ClusterState, t: &Topology) -> Str
     );
     let _ = writeln!(b, "link set x0 up");
     let _ = writeln!(b, "addr add {POD_GW6}/64 dev x0 nodad");
+    // What the fabric does with an address nobody routes: it is lost beyond the router (the
+    // internet drops it), silently; an ICMP unreachable here would turn drops into rejects.
+    b.push_str("route replace blackhole 0.0.0.0/0\nroute replace blackhole ::/0\n");
     for ip in &dp.fabric.external_hosts {
         let _ = writeln!(b, "route replace {ip}/{} dev x0", host_len(ip));
     }
@@ -229,15 +232,21 @@ pub fn node_batch(
                 let _ = writeln!(b, "link set {iface} master cbr0");
             }
             Cni::HostLocal => {
-                // ptp (kindnet, host-local): the gateway address of the node's pod range on
-                // the host side of every pod's veth.
-                if let Some(gw) = n
-                    .pod_cidr(Family::IPv4)
-                    .map(|c| knetsim_ipam::family::nth_addr(&c, 1))
-                {
-                    let _ = writeln!(b, "addr add {gw}/32 dev {iface}");
+                // ptp (kindnet, host-local): the gateway address of the node's pod range, as
+                // a host address, on the host side of every pod's veth (ptp's setupHostVeth).
+                for family in dp.families() {
+                    if let Some(gw) = n
+                        .pod_cidr(family)
+                        .map(|c| knetsim_ipam::family::nth_addr(&c, 1))
+                    {
+                        let _ = writeln!(
+                            b,
+                            "addr add {gw}/{} dev {iface}{}",
+                            host_len(&gw),
+                            nodad(&gw)
+                        );
+                    }
                 }
-                let _ = writeln!(b, "addr add {POD_GW6}/64 dev {iface} nodad");
             }
             Cni::Calico(_) => {
                 proxy_arp.push(iface.clone());
@@ -279,28 +288,34 @@ pub fn pod_side(dp: &Dataplane, state: &ClusterState, nn: &NamespacedName) -> St
         let family = Family::of_ip(ip);
         let cidr = node.and_then(|n| n.pod_cidr(family));
         let (len, gw) = match (&dp.fabric.cni, family, cidr) {
-            (Cni::Kubenet, _, Some(c)) => (
-                c.prefix_len(),
+            (Cni::Kubenet | Cni::HostLocal, _, Some(c)) => (
+                if matches!(dp.fabric.cni, Cni::Kubenet) {
+                    c.prefix_len()
+                } else {
+                    host_len(ip)
+                },
                 knetsim_ipam::family::nth_addr(&c, 1).to_string(),
             ),
             (_, Family::IPv6, _) => (128, POD_GW6.to_string()),
-            (Cni::Calico(_), Family::IPv4, _) => (32, CALICO_GW4.to_string()),
-            (_, Family::IPv4, Some(c)) => (32, knetsim_ipam::family::nth_addr(&c, 1).to_string()),
-            (_, Family::IPv4, None) => (32, CALICO_GW4.to_string()),
+            (_, Family::IPv4, _) => (32, CALICO_GW4.to_string()),
         };
         let _ = writeln!(b, "addr add {ip}/{len} dev eth0{}", nodad(ip));
-        let onlink = if family == Family::IPv4 {
-            " onlink"
-        } else {
-            ""
-        };
-        let _ = writeln!(b, "route replace default via {gw} dev eth0{onlink}");
+        if len == host_len(ip) {
+            // ptp and Calico: the gateway is reached as a host route on the veth.
+            let _ = writeln!(b, "route replace {gw} dev eth0 scope link");
+        }
+        let _ = writeln!(b, "route replace default via {gw} dev eth0");
     }
     b
 }
 
 /// The sysctls of a router or node namespace: forwarding on, duplicate address detection off.
 pub const FORWARDING: &[(&str, &str)] = &[
+    // kube-proxy's REJECTs answer with ICMP errors, which the kernel rate-limits per
+    // destination: a burst of probes would see some rejects as drops.
+    ("net/ipv4/icmp_ratelimit", "0"),
+    ("net/ipv4/icmp_msgs_per_sec", "100000"),
+    ("net/ipv6/icmp/ratelimit", "0"),
     ("net/ipv6/conf/all/accept_dad", "0"),
     ("net/ipv6/conf/default/accept_dad", "0"),
     ("net/ipv4/ip_forward", "1"),
