@@ -4,6 +4,7 @@
 //! a module.
 
 mod dataplane;
+mod emulate;
 mod hardening;
 mod harness;
 mod readme;

@@ -200,6 +200,24 @@ impl Fabric {
         }
     }
 
+    /// The address MASQUERADE gives a packet leaving a node towards one of its pods: the
+    /// primary address of the outgoing interface. ptp (kindnet, host-local) puts the pod
+    /// range's gateway on the host side of every pod's veth, kubenet on `cbr0`; Calico's
+    /// veths have no address of the family, so the kernel takes the node's. (Found by
+    /// `knetsim emulate`: the kernel's hairpin source is 10.244.x.1, not the node's.)
+    pub fn pod_side_masq_source(
+        &self,
+        pod_cidr: Option<IpNet>,
+        node_ip: Option<IpAddr>,
+    ) -> Option<IpAddr> {
+        match self.cni {
+            Cni::HostLocal | Cni::Kubenet => pod_cidr
+                .map(|c| knetsim_ipam::family::nth_addr(&c, 1))
+                .or(node_ip),
+            Cni::Calico(_) => node_ip,
+        }
+    }
+
     /// Builds one node's routing table for one family.
     pub fn routes(&self, state: &ClusterState, node: &str, family: Family) -> RouteTable {
         let mut t = RouteTable::new(node, family);

@@ -698,7 +698,7 @@ mod tests {
 FROM            svc:default/web  svc:default/v4-only  default/web-1  external
 default/client  dropped          n/a                  dropped        dropped
 default/web-2   delivered 1/2*   n/a                  dropped        delivered*
-node:node-1     delivered        n/a                  delivered      delivered
+node:node-1     delivered*       n/a                  delivered      delivered
 * masqueraded: the destination sees a source address other than the sender's
 n/a: the query cannot be asked (see -o json for why)
 12 cells: 5 delivered, 4 dropped, 0 rejected, 3 n/a

@@ -509,21 +509,16 @@ impl Walk<'_> {
             .and_then(|n| n.internal_ip(self.family))
     }
 
-    /// The address MASQUERADE gives a packet leaving `node` towards one of its pods: the
-    /// primary address of the outgoing interface. ptp (kindnet, host-local) puts the pod
-    /// range's gateway on the host side of every pod's veth, kubenet on `cbr0`; Calico's
-    /// veths have no address of the family, so the kernel takes the node's.
+    /// The address MASQUERADE gives a packet leaving `node` towards one of its pods.
     fn pod_side_masq_source(&self, node: &str) -> Option<IpAddr> {
-        match self.dp.fabric.cni {
-            crate::Cni::HostLocal | crate::Cni::Kubenet => self
-                .state
-                .nodes
-                .get(node)
-                .and_then(|n| n.pod_cidr(self.family))
-                .map(|c| knetsim_ipam::family::nth_addr(&c, 1))
-                .or_else(|| self.node_ip(node)),
-            crate::Cni::Calico(_) => self.node_ip(node),
-        }
+        let cidr = self
+            .state
+            .nodes
+            .get(node)
+            .and_then(|n| n.pod_cidr(self.family));
+        self.dp
+            .fabric
+            .pod_side_masq_source(cidr, self.node_ip(node))
     }
 
     /// Whether kube-proxy's rules on `node` decide anything (DNAT, accept, drop, reject) for a
@@ -609,6 +604,31 @@ impl Walk<'_> {
                 }
             },
         };
+
+        // A pod sending to its own address: the kernel routes it through the pod's `lo`, so
+        // it never leaves the pod's network namespace and no node or rule sees it.
+        if origin == Origin::LocalPod && to.ip == from.place.ip {
+            let dest = crate::proxy::model::join_host_port(to.ip, self.port);
+            let deliver = hop(
+                format!("pod {}", from.place.name),
+                "deliver",
+                format!("{dest} is the pod's own address: delivered through its lo"),
+            );
+            hops.push(deliver.clone());
+            trace.hops = hops;
+            trace.paths.push(PathResult {
+                destination: dest.clone(),
+                pod: from.pod.as_ref().map(|p| p.to_string()),
+                outcome: Outcome::Delivered,
+                reason: None,
+                seen_source: from.place.ip,
+                hops: vec![deliver],
+                reply: Vec::new(),
+            });
+            trace.verdict = Outcome::Delivered;
+            trace.endpoints = vec![dest];
+            return trace;
+        }
 
         // A node's packet to another node's address: its own kube-proxy rules match only
         // local destinations (NodePorts: `--dst-type LOCAL`, `fib daddr type local`), so it

@@ -1512,65 +1512,96 @@ impl Eval<'_> {
             Start::Nowhere => return Verdict::blocked(Outcome::Dropped),
             Start::At(n, o) => (n, o),
         };
+        // A pod's packet to its own address stays in the pod (as the detailed trace says).
+        if origin == Origin::LocalPod && q.dst == q.src {
+            reached(q.dst, q.port);
+            return Verdict {
+                outcome: Outcome::Delivered,
+                paths: 1,
+                delivered: 1,
+                masqueraded: false,
+            };
+        }
         let fi = r.fi;
         let mut single = Some((q.dst, q.port));
         let mut dnat: Option<(u32, List)> = None;
         let mut dnat_facts: Option<PortFacts<'_>> = None;
         let mut kube_masq = false;
         let mut hairpin = false;
-        let proxy = ingress.and_then(|n| {
-            let ing = &r.f.ingress[n as usize];
-            Some((n, ing, ing.proxy.as_ref()?, r.f.model.as_deref()?))
-        });
-        if let Some((n, ing, pn, model)) = proxy {
-            let node_ips = if ing.more_ips {
-                &r.ix.nodes[n as usize].ips[fi][..]
-            } else {
-                ing.ip.as_slice()
-            };
-            let p = Pkt {
-                src: q.src,
-                src_bits: ip_bits(q.src),
-                dst: q.dst,
-                proto: q.proto,
-                dport: q.port,
-                node_ips,
-                src_is_local: q.src.is_loopback() || node_ips.contains(&q.src),
-                from_local_pod: origin == Origin::LocalPod,
-            };
-            let proxy = Proxy::new(model, r.f, pn, n, ing.ip, &p);
-            let (out, facts) = if r.ix.nftables {
-                proxy.nftables()
-            } else {
-                proxy.iptables()
-            };
-            dnat_facts = facts;
-            kube_masq = out.masq;
-            hairpin = out.hairpin;
-            if let Some(reject) = out.block {
-                return Verdict::blocked(if reject {
-                    Outcome::Rejected
+        let (mut ingress, mut origin) = (ingress, origin);
+        // At most twice: a node's packet to another node's address meets kube-proxy again
+        // on that node (as the detailed trace's walk says).
+        let mut rounds = 2;
+        loop {
+            rounds -= 1;
+            let proxy = ingress.and_then(|n| {
+                let ing = &r.f.ingress[n as usize];
+                Some((n, ing, ing.proxy.as_ref()?, r.f.model.as_deref()?))
+            });
+            if let Some((n, ing, pn, model)) = proxy {
+                let node_ips = if ing.more_ips {
+                    &r.ix.nodes[n as usize].ips[fi][..]
                 } else {
-                    Outcome::Dropped
-                });
-            }
-            if out.accept {
-                reached(q.dst, q.port);
-                return Verdict {
-                    outcome: Outcome::Delivered,
-                    paths: 0,
-                    delivered: 1,
-                    masqueraded: false,
+                    ing.ip.as_slice()
                 };
-            }
-            if out.dnat.is_some() {
-                dnat = out.dnat;
-                single = None;
+                let p = Pkt {
+                    src: q.src,
+                    src_bits: ip_bits(q.src),
+                    dst: q.dst,
+                    proto: q.proto,
+                    dport: q.port,
+                    node_ips,
+                    src_is_local: q.src.is_loopback() || node_ips.contains(&q.src),
+                    from_local_pod: origin == Origin::LocalPod,
+                };
+                let proxy = Proxy::new(model, r.f, pn, n, ing.ip, &p);
+                let (out, facts) = if r.ix.nftables {
+                    proxy.nftables()
+                } else {
+                    proxy.iptables()
+                };
+                dnat_facts = facts;
+                kube_masq = out.masq;
+                hairpin = out.hairpin;
+                if let Some(reject) = out.block {
+                    return Verdict::blocked(if reject {
+                        Outcome::Rejected
+                    } else {
+                        Outcome::Dropped
+                    });
+                }
+                if out.accept {
+                    reached(q.dst, q.port);
+                    return Verdict {
+                        outcome: Outcome::Delivered,
+                        paths: 0,
+                        delivered: 1,
+                        masqueraded: false,
+                    };
+                }
+                if out.dnat.is_some() {
+                    dnat = out.dnat;
+                    single = None;
+                } else if q.to_service {
+                    return Verdict::blocked(Outcome::Dropped);
+                }
             } else if q.to_service {
                 return Verdict::blocked(Outcome::Dropped);
             }
-        } else if q.to_service {
-            return Verdict::blocked(Outcome::Dropped);
+            if dnat.is_none()
+                && rounds > 0
+                && origin == Origin::Host
+                && let Some(&other) = r.ix.node_by_ip.get(&q.dst)
+                && ingress != Some(other)
+            {
+                ingress = Some(other);
+                origin = Origin::Wire;
+                kube_masq = false;
+                hairpin = false;
+                dnat_facts = None;
+                continue;
+            }
+            break;
         }
         let mut v = Verdict {
             outcome: Outcome::Dropped,
@@ -1770,7 +1801,14 @@ impl<'a> Router<'a> {
                         return None;
                     }
                     if masq_pending {
-                        src = self.node_ip(node).unwrap_or(src);
+                        src = self
+                            .dp
+                            .fabric
+                            .pod_side_masq_source(
+                                self.ix.nodes[node as usize].pod_cidr[fi],
+                                self.node_ip(node),
+                            )
+                            .unwrap_or(src);
                     }
                     return Some(src);
                 }

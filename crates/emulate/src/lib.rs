@@ -242,8 +242,8 @@ pub fn emulate(
     })
 }
 
-/// Removes the namespaces of runs whose process is gone (killed runs); a run still going is
-/// left alone. Returns the names removed.
+/// Removes the namespaces of runs whose process is gone (killed runs) and this process's
+/// kept ones; a run still going is left alone. Returns the names removed.
 pub fn clean() -> Result<Vec<String>, CannotRun> {
     check_host(None)?;
     let stale: Vec<String> = sys::namespaces_with(sys::PREFIX)
@@ -253,7 +253,13 @@ pub fn clean() -> Result<Vec<String>, CannotRun> {
                 .split('-')
                 .next()
                 .and_then(|p| p.parse::<u32>().ok())
-                .is_none_or(|pid| pid != std::process::id() && !sys::alive(pid))
+                .is_none_or(|pid| {
+                    if pid == std::process::id() {
+                        !sys::is_active(n)
+                    } else {
+                        !sys::alive(pid)
+                    }
+                })
         })
         .collect();
     sys::delete_namespaces(&stale).map_err(CannotRun)?;

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 
@@ -19,8 +20,39 @@ pub const NETNS_DIR: &str = "/run/netns";
 /// The prefix every namespace of every run starts with (`--clean` looks for it).
 pub const PREFIX: &str = "ksim-";
 
+/// Set by the signal handler: no new command starts.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Commands running now (the signal handler waits for them before it removes namespaces, so
+/// that an `ip netns add` under way cannot add one after the removal).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Result<InFlight, String> {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        if STOPPING.load(Ordering::SeqCst) {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return Err("interrupted".into());
+        }
+        Ok(InFlight)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Runs `program args…` with `stdin` fed in, and fails with its stderr when it fails.
 pub fn run(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
+    let _running = InFlight::start()?;
+    run_anyway(program, args, stdin)
+}
+
+/// [`run`], even while the signal handler stops the run (for the removal itself).
+fn run_anyway(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -96,7 +128,7 @@ pub fn delete_namespaces(names: &[String]) -> Result<(), String> {
     if batch.is_empty() {
         return Ok(());
     }
-    run("ip", &["-force", "-batch", "-"], &batch)
+    run_anyway("ip", &["-force", "-batch", "-"], &batch)
 }
 
 /// The namespaces under [`NETNS_DIR`] whose name starts with `prefix`.
@@ -158,6 +190,11 @@ pub fn register(prefix: &str) {
     INSTALL.call_once(|| {
         // Fails only when another handler is installed; then that one decides.
         let _ = ctrlc::set_handler(|| {
+            STOPPING.store(true, Ordering::SeqCst);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while IN_FLIGHT.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             let prefixes = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
             for p in prefixes {
                 let _ = delete_namespaces(&namespaces_with(&p));
@@ -176,6 +213,14 @@ pub fn unregister(prefix: &str) {
     if let Ok(mut a) = ACTIVE.lock() {
         a.retain(|p| p != prefix);
     }
+}
+
+/// Whether a namespace belongs to a run in progress in this process.
+pub fn is_active(name: &str) -> bool {
+    ACTIVE
+        .lock()
+        .map(|a| a.iter().any(|p| name.starts_with(p.as_str())))
+        .unwrap_or(true)
 }
 
 /// Whether process `pid` still runs.

@@ -332,8 +332,20 @@ pub const END_HOST: &[(&str, &str)] = &[
 pub fn build(dp: &Dataplane, state: &ClusterState, t: &Topology) -> Result<(), String> {
     sys::sysctls(&t.underlay, FORWARDING)?;
     sys::sysctls(&t.external, END_HOST)?;
-    for ns in t.nodes.values() {
+    for (node, ns) in &t.nodes {
         sys::sysctls(ns, FORWARDING)?;
+        // The node's own settings (a node with forwarding off), before its interfaces exist
+        // so that their per-interface copies inherit them.
+        if let Some(n) = state.nodes.get(node) {
+            let keys: Vec<(String, &str)> = n
+                .sysctl
+                .iter()
+                .filter(|(k, _)| k.starts_with("net."))
+                .map(|(k, v)| (k.replace('.', "/"), v.trim()))
+                .collect();
+            let settings: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            sys::sysctls(ns, &settings)?;
+        }
     }
     let node_ns: std::collections::BTreeSet<&String> = t.nodes.values().collect();
     for ns in t.pods.values().filter(|p| !node_ns.contains(p)) {
