@@ -18,6 +18,7 @@
 //! [`Run`] guard deletes them when dropped (at the end, on an error), a signal handler on
 //! Ctrl-C, and [`clean`] removes what a killed run left.
 
+pub mod cni;
 pub mod probe;
 pub mod sys;
 pub mod topology;
@@ -43,6 +44,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Probe threads.
     pub workers: usize,
+    /// Wire pods with the real CNI plugins where the scenario's CNI has one here.
+    pub cni_plugins: bool,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             keep: false,
             timeout: Duration::from_millis(1500),
             workers: 32,
+            cni_plugins: true,
         }
     }
 }
@@ -59,6 +63,10 @@ impl Default for Options {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub probes: Vec<Probe>,
+    /// Whether the real CNI plugins wired the pods.
+    pub cni_plugins: bool,
+    /// With the real plugins: each node's routes, the kernel's against knetsim's.
+    pub routes: Vec<cni::RouteCheck>,
     /// Queries the simulator could not trace or the kernel cannot be asked (with why).
     pub skipped: Vec<String>,
     pub agree: usize,
@@ -77,13 +85,17 @@ impl Report {
     /// The text report: one line a probe, the last line `N probes: A agree, D disagree`.
     pub fn text(&self) -> String {
         let mut s = String::new();
+        for r in &self.routes {
+            s.push_str(&r.line());
+            s.push('\n');
+        }
         for p in &self.probes {
             s.push_str(&p.line());
             s.push('\n');
         }
         s.push_str(&format!(
             "{} probes: {} agree, {} disagree\n",
-            self.probes.len(),
+            self.probes.len() + self.routes.len(),
             self.agree,
             self.disagree
         ));
@@ -138,6 +150,8 @@ pub struct Run {
     pub prefix: String,
     names: Vec<String>,
     keep: bool,
+    /// host-local's state directory, when the real plugins ran.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -154,6 +168,7 @@ impl Run {
             prefix,
             names: Vec::new(),
             keep,
+            data_dir: None,
         }
     }
 
@@ -165,6 +180,9 @@ impl Run {
             names.sort();
             names.dedup();
             let _ = sys::delete_namespaces(&names);
+            if let Some(d) = self.data_dir.take() {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
         sys::unregister(&self.prefix);
     }
@@ -213,7 +231,9 @@ pub fn emulate(
     let start = Instant::now();
     run.names = topo.all();
     sys::add_namespaces(&run.names).map_err(CannotRun)?;
-    topology::build(dp, state, &topo).map_err(CannotRun)?;
+    let plugins = (opts.cni_plugins && cni::available(dp)).then(|| cni::data_dir(&run.prefix));
+    run.data_dir = plugins.clone();
+    let routes = topology::build(dp, state, &topo, plugins.as_deref()).map_err(CannotRun)?;
     let listen = probe::listeners(dp, state, &topo, &planned);
     let servers = probe::serve(&listen).map_err(CannotRun)?;
     let build_seconds = start.elapsed().as_secs_f64();
@@ -227,11 +247,14 @@ pub fn emulate(
     let namespaces = run.names.len();
     run.teardown();
     let teardown_seconds = start.elapsed().as_secs_f64();
-    let agree = probes.iter().filter(|p| p.agree).count();
+    let agree =
+        probes.iter().filter(|p| p.agree).count() + routes.iter().filter(|r| r.agree).count();
     Ok(Report {
-        disagree: probes.len() - agree,
+        disagree: probes.len() + routes.len() - agree,
         agree,
         probes,
+        routes,
+        cni_plugins: plugins.is_some(),
         skipped,
         namespaces,
         prefix: run.prefix.clone(),

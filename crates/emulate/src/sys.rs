@@ -51,6 +51,50 @@ pub fn run(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
     run_anyway(program, args, stdin)
 }
 
+/// [`run`], returning the command's standard output.
+pub fn run_output(program: &str, args: &[&str], stdin: &str) -> Result<String, String> {
+    let _running = InFlight::start()?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ))
+    }
+}
+
+/// `ip -n NS ARGS…`, returning what it prints.
+pub fn ip_output(ns: &str, args: &[&str]) -> Result<String, String> {
+    ours(ns)?;
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    run_output("ip", &all, "")
+}
+
+/// [`exec_in`], returning what the program prints.
+pub fn exec_in_output(ns: &str, program: &[&str], text: &str) -> Result<String, String> {
+    ours(ns)?;
+    let mut args = vec!["netns", "exec", ns];
+    args.extend_from_slice(program);
+    run_output("ip", &args, text)
+}
+
 /// [`run`], even while the signal handler stops the run (for the removal itself).
 fn run_anyway(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
     let mut child = Command::new(program)

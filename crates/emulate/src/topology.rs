@@ -193,6 +193,7 @@ pub fn node_batch(
     state: &ClusterState,
     t: &Topology,
     node: &str,
+    plugins: bool,
 ) -> (String, Vec<String>) {
     let mut b = String::from("link set lo up\nlink set eth0 up\n");
     let mut proxy_arp = Vec::new();
@@ -222,7 +223,8 @@ pub fn node_batch(
         let Some(pod) = state.pods.get(nn) else {
             continue;
         };
-        if pod.spec.node_name.as_deref() != Some(node) || pod.spec.host_network {
+        // With the real plugins, ptp creates the veth, its addresses and the pod's route.
+        if pod.spec.node_name.as_deref() != Some(node) || pod.spec.host_network || plugins {
             continue;
         }
         let iface = host_iface(dp, nn, i);
@@ -260,6 +262,9 @@ pub fn node_batch(
             for r in &table.main {
                 // The kernel adds the connected and link-local routes with the addresses.
                 if r.proto == Some("kernel") || matches!(r.next_hop, NextHop::Connected) {
+                    continue;
+                }
+                if plugins && matches!(r.next_hop, NextHop::Pod { .. }) {
                     continue;
                 }
                 let line = r.render(family);
@@ -328,24 +333,22 @@ pub const END_HOST: &[(&str, &str)] = &[
 ];
 
 /// Builds the whole cluster in its namespaces (already created): links, addresses, routes,
-/// sysctls and each node's rules.
-pub fn build(dp: &Dataplane, state: &ClusterState, t: &Topology) -> Result<(), String> {
+/// sysctls and each node's rules. With `plugins` (a directory for host-local's state), the
+/// pods are wired by the real CNI plugins and each node's routes are compared with
+/// knetsim's afterwards.
+pub fn build(
+    dp: &Dataplane,
+    state: &ClusterState,
+    t: &Topology,
+    plugins: Option<&std::path::Path>,
+) -> Result<Vec<crate::cni::RouteCheck>, String> {
     sys::sysctls(&t.underlay, FORWARDING)?;
     sys::sysctls(&t.external, END_HOST)?;
     for (node, ns) in &t.nodes {
         sys::sysctls(ns, FORWARDING)?;
         // The node's own settings (a node with forwarding off), before its interfaces exist
         // so that their per-interface copies inherit them.
-        if let Some(n) = state.nodes.get(node) {
-            let keys: Vec<(String, &str)> = n
-                .sysctl
-                .iter()
-                .filter(|(k, _)| k.starts_with("net."))
-                .map(|(k, v)| (k.replace('.', "/"), v.trim()))
-                .collect();
-            let settings: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            sys::sysctls(ns, &settings)?;
-        }
+        node_sysctls(state, node, ns)?;
     }
     let node_ns: std::collections::BTreeSet<&String> = t.nodes.values().collect();
     for ns in t.pods.values().filter(|p| !node_ns.contains(p)) {
@@ -354,7 +357,7 @@ pub fn build(dp: &Dataplane, state: &ClusterState, t: &Topology) -> Result<(), S
     sys::ip_batch(&t.underlay, &underlay_batch(dp, state, t))?;
     sys::ip_batch(&t.external, &external_batch(dp))?;
     for (node, ns) in &t.nodes {
-        let (batch, proxy_arp) = node_batch(dp, state, t, node);
+        let (batch, proxy_arp) = node_batch(dp, state, t, node, plugins.is_some());
         sys::ip_batch(ns, &batch)?;
         let keys: Vec<String> = proxy_arp
             .iter()
@@ -363,16 +366,66 @@ pub fn build(dp: &Dataplane, state: &ClusterState, t: &Topology) -> Result<(), S
         let settings: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "1")).collect();
         sys::sysctls(ns, &settings)?;
     }
-    for (nn, ns) in &t.pods {
-        if node_ns.contains(ns) {
-            continue;
+    let mut checks = Vec::new();
+    if let Some(data_dir) = plugins {
+        // The sim's veth name → the plugin's, per node.
+        let mut names: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (nn, ns) in &t.pods {
+            if node_ns.contains(ns) {
+                continue;
+            }
+            let Some(node) = state.pods.get(nn).and_then(|p| p.spec.node_name.clone()) else {
+                continue;
+            };
+            let Some(node_ns) = t.nodes.get(&node) else {
+                continue;
+            };
+            sys::ip_batch(ns, "link set lo up\n")?;
+            let real = crate::cni::add(dp, state, node_ns, ns, nn, data_dir)?;
+            names
+                .entry(node)
+                .or_default()
+                .insert(dp.fabric.pod_iface(nn), real);
         }
-        sys::ip_batch(ns, &pod_side(dp, state, nn))?;
+        for (node, ns) in &t.nodes {
+            // ptp turns forwarding on at every ADD (ip.EnableForward); the scenario's values
+            // are the effective ones, as if set after the last pod came up.
+            node_sysctls(state, node, ns)?;
+            let empty = BTreeMap::new();
+            checks.extend(crate::cni::check_routes(
+                dp,
+                node,
+                ns,
+                names.get(node).unwrap_or(&empty),
+            )?);
+        }
+    } else {
+        for (nn, ns) in &t.pods {
+            if node_ns.contains(ns) {
+                continue;
+            }
+            sys::ip_batch(ns, &pod_side(dp, state, nn))?;
+        }
     }
     for (node, ns) in &t.nodes {
         load_rules(dp, node, ns)?;
     }
-    Ok(())
+    Ok(checks)
+}
+
+/// Writes the node's `net.*` sysctls from the scenario in its namespace.
+fn node_sysctls(state: &ClusterState, node: &str, ns: &str) -> Result<(), String> {
+    let Some(n) = state.nodes.get(node) else {
+        return Ok(());
+    };
+    let keys: Vec<(String, &str)> = n
+        .sysctl
+        .iter()
+        .filter(|(k, _)| k.starts_with("net."))
+        .map(|(k, v)| (k.replace('.', "/"), v.trim()))
+        .collect();
+    let settings: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    sys::sysctls(ns, &settings)
 }
 
 /// Loads a node's rules, from the text `knetsim rules` prints: ipsets first (Calico's

@@ -68,6 +68,13 @@ pub fn emulate(
         n / report.probe_seconds.max(1e-9),
         report.teardown_seconds
     )?;
+    if report.cni_plugins {
+        writeln!(
+            err,
+            "pods wired by the real CNI plugins (ptp + host-local from /usr/lib/cni); each node's \
+             routes compared with knetsim's"
+        )?;
+    }
     if report.kept {
         writeln!(
             err,
