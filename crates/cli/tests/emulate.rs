@@ -223,9 +223,11 @@ fn ctrl_c_removes_everything_and_clean_removes_what_killed_runs_left() {
             "after SIGINT at {ms} ms"
         );
     }
-    // SIGKILL at points spread over the build and the probes: leftovers, then one --clean.
+    // 20 runs killed (SIGKILL) at points spread over loading, the build, the probes and the
+    // teardown: leftovers, then one --clean.
     let mut pids = Vec::new();
-    for ms in [20, 60, 120, 200, 300, 450, 700, 1000] {
+    for i in 0..20u64 {
+        let ms = 10 + i * i * 6 + (i * 37) % 23;
         pids.push(interrupted_run(Duration::from_millis(ms), "-KILL"));
     }
     let out = knetsim(&["emulate", "--clean"]);
@@ -237,4 +239,36 @@ fn ctrl_c_removes_everything_and_clean_removes_what_killed_runs_left() {
     for ((what, b), (_, a)) in before.iter().zip(&after) {
         assert!(b == a, "the machine's `{what}` changed");
     }
+}
+
+#[test]
+fn without_root_it_says_so_and_exits_2() {
+    if cannot_run().is_some() {
+        eprintln!("SKIPPED: needs root to drop to another user");
+        return;
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v setpriv"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("SKIPPED: setpriv (util-linux) is not installed");
+        return;
+    }
+    // A copy the unprivileged user can run, wherever the build directory is.
+    let bin = std::env::temp_dir().join(format!("knetsim-emulate-test-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_knetsim"), &bin).expect("copy the binary");
+    let scenario = root().join("scenarios/dataplane/kind-iptables.yaml");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("emulate")
+        .arg(&scenario)
+        .output()
+        .expect("setpriv runs");
+    let _ = std::fs::remove_file(&bin);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(out.stdout.is_empty());
 }
