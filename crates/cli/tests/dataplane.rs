@@ -45,6 +45,14 @@ const LB_NODES: &[&str] = &["node-1", "node-2", "node-3"];
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
+        name: "udp-and-affinity",
+        nodes: &["kind-control-plane", "kind-worker"],
+        route_nodes: &["kind-worker"],
+        // Both protocols of `dns`, the `recent` match of `sticky`, `no-dns`'s UDP REJECT.
+        rules_node: "kind-worker",
+        rules_format: RulesFormat::IptablesSave,
+    },
+    Scenario {
         name: "kind-iptables",
         nodes: KIND_NODES,
         // kind-worker2 holds the only endpoint of the NodePort Services.
@@ -102,6 +110,12 @@ const SCENARIOS: &[Scenario] = &[
 /// `(scenario, --from, --to, further arguments)`: the flows whose traces are snapshotted.
 #[rustfmt::skip]
 const TRACES: &[(&str, &str, &str, &[&str])] = &[
+    // UDP to a Service with a UDP and a TCP port of one number; ClientIP affinity; a UDP
+    // Service without endpoints (REJECT).
+    ("udp-and-affinity", "default/client", "svc:default/dns:dns", &["--family", "IPv6", "--proto", "udp"]),
+    ("udp-and-affinity", "default/client", "svc:default/sticky", &["--family", "IPv4"]),
+    ("udp-and-affinity", "default/client", "svc:default/no-dns:dns", &["--family", "IPv4", "--proto", "udp"]),
+
     // pod -> ClusterIP, both families: every endpoint, no masquerade.
     ("kind-iptables", "default/client", "svc:default/web:http", &["--family", "IPv4"]),
     ("kind-iptables", "default/debug", "svc:default/web:http", &["--family", "IPv6"]),

@@ -70,6 +70,12 @@ pub struct Planned {
     pub to: SocketAddr,
     /// Tries: more than one when kube-proxy picks among several endpoints at random.
     pub tries: usize,
+    /// The Service has ClientIP session affinity: a client keeps the first endpoint it got,
+    /// so the kernel must reach exactly one of the simulated endpoints, seen from the source
+    /// the simulator gives that endpoint's path.
+    pub affinity: bool,
+    /// The simulated source each delivered endpoint sees.
+    pub sources_by_endpoint: BTreeMap<String, IpAddr>,
 }
 
 /// A probe, done.
@@ -83,6 +89,8 @@ pub struct Probe {
     pub port: u16,
     pub sim: Answer,
     pub kernel: Answer,
+    /// ClientIP session affinity: the kernel must keep one of the simulated endpoints.
+    pub affinity: bool,
     pub agree: bool,
 }
 
@@ -90,7 +98,7 @@ impl Probe {
     /// The report's line.
     pub fn line(&self) -> String {
         format!(
-            "{:<8} {} {} {} -> {} :{}  sim: {}  kernel: {}",
+            "{:<8} {} {} {} -> {} :{}  sim: {}{}  kernel: {}",
             if self.agree { "agree" } else { "DISAGREE" },
             self.proto,
             self.family,
@@ -98,6 +106,11 @@ impl Probe {
             self.to,
             self.port,
             self.sim.text(),
+            if self.affinity {
+                " (ClientIP affinity: one of them, kept)"
+            } else {
+                ""
+            },
             self.kernel.text()
         )
     }
@@ -318,6 +331,22 @@ pub fn plan(
         };
         let sim = sim_answer(&t);
         let k = sim.endpoints.len();
+        let affinity =
+            q.to.strip_prefix("svc:")
+                .and_then(|rest| {
+                    let (ns, name) = rest.split_once('/')?;
+                    let name = name.split(':').next()?;
+                    state
+                        .services
+                        .get(&knetsim_control::state::NamespacedName::new(ns, name))
+                })
+                .is_some_and(|svc| svc.spec.session_affinity.as_deref() == Some("ClientIP"));
+        let sources_by_endpoint = t
+            .paths
+            .iter()
+            .filter(|p| p.outcome == Outcome::Delivered)
+            .map(|p| (p.destination.clone(), p.seen_source))
+            .collect();
         out.push(Planned {
             origin,
             family: t.family,
@@ -326,6 +355,8 @@ pub fn plan(
             from_ip: t.from.ip,
             to: SocketAddr::new(t.to.ip, t.port),
             tries: if k > 1 { 10 * k } else { 1 },
+            affinity,
+            sources_by_endpoint,
             sim,
             query: q,
         });
@@ -574,7 +605,11 @@ fn try_once(p: &Planned, timeout: Duration) -> Try {
         if let Err(e) = s.connect(&to) {
             return classify(&e);
         }
-        if let Err(e) = s.send(b"knetsim\n") {
+        // A local rule that refuses the datagram fails the send itself (EPERM), REJECT and
+        // DROP alike; REJECT's ICMP error then reaches the socket, so read on.
+        if let Err(e) = s.send(b"knetsim\n")
+            && e.raw_os_error() != Some(1)
+        {
             return classify(&e);
         }
         let u: std::net::UdpSocket = s.into();
@@ -665,14 +700,27 @@ pub fn run(planned: &[Planned], workers: usize, timeout: Duration) -> Vec<Probe>
         .zip(results)
         .map(|(p, kernel)| {
             let kernel = kernel.unwrap_or_default();
+            let agree = if p.affinity && p.sim.verdict == "delivered" {
+                // One endpoint, every time, one the simulator allows, seen from its source.
+                kernel.verdict == "delivered"
+                    && kernel.endpoints.len() == 1
+                    && kernel.endpoints.iter().all(|e| {
+                        p.sources_by_endpoint
+                            .get(e)
+                            .is_some_and(|src| kernel.sources == BTreeSet::from([*src]))
+                    })
+            } else {
+                kernel == p.sim
+            };
             Probe {
+                affinity: p.affinity,
                 origin: p.origin,
                 from: p.query.from.clone(),
                 to: p.query.to.clone(),
                 family: p.family,
                 proto: p.proto,
                 port: p.to.port(),
-                agree: kernel == p.sim,
+                agree,
                 sim: p.sim.clone(),
                 kernel,
             }
