@@ -44,16 +44,40 @@ pub struct Answer {
     pub endpoints: BTreeSet<String>,
     /// Every source address the endpoints saw.
     pub sources: BTreeSet<IpAddr>,
+    /// Tries of a delivered probe that were not answered (each `dropped`, `rejected` or
+    /// `error: …`): not compared, shown so that an intermittent failure is seen.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_tries: Vec<String>,
 }
 
 impl Answer {
+    /// The same verdict, endpoints and sources.
+    pub fn same(&self, other: &Answer) -> bool {
+        self.verdict == other.verdict
+            && self.endpoints == other.endpoints
+            && self.sources == other.sources
+    }
+
     fn text(&self) -> String {
         if self.verdict != "delivered" {
             return self.verdict.clone();
         }
         let eps: Vec<&str> = self.endpoints.iter().map(String::as_str).collect();
         let srcs: Vec<String> = self.sources.iter().map(IpAddr::to_string).collect();
-        format!("delivered to {} from {}", eps.join(","), srcs.join(","))
+        let failed = if self.failed_tries.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} tries unanswered: {})",
+                self.failed_tries.len(),
+                self.failed_tries.join(",")
+            )
+        };
+        format!(
+            "delivered to {} from {}{failed}",
+            eps.join(","),
+            srcs.join(",")
+        )
     }
 }
 
@@ -147,6 +171,7 @@ fn sim_answer(t: &Trace) -> Answer {
         } else {
             BTreeSet::new()
         },
+        failed_tries: Vec::new(),
     }
 }
 
@@ -636,8 +661,21 @@ fn try_once(p: &Planned, timeout: Duration) -> Try {
 fn ask(p: &Planned, timeout: Duration) -> Answer {
     let mut tries = Vec::new();
     let mut endpoints = BTreeSet::new();
-    for _ in 0..p.tries {
+    let mut limit = p.tries;
+    let mut n = 0;
+    while n < limit {
+        n += 1;
         let t = try_once(p, timeout);
+        // Unanswered tries among answered ones: give the missing endpoints another round
+        // (once) rather than count them unreachable.
+        if n == limit
+            && limit == p.tries
+            && p.tries > 1
+            && !matches!(t, Try::Delivered(..))
+            && !p.sim.endpoints.is_subset(&endpoints)
+        {
+            limit *= 2;
+        }
         if let Try::Delivered(e, _) = &t {
             endpoints.insert(e.clone());
         }
@@ -655,6 +693,15 @@ fn ask(p: &Planned, timeout: Duration) -> Answer {
         }
     }
     a.verdict = if !a.endpoints.is_empty() {
+        a.failed_tries = tries
+            .iter()
+            .filter_map(|t| match t {
+                Try::Delivered(..) => None,
+                Try::Rejected => Some("rejected".to_string()),
+                Try::Dropped => Some("dropped".to_string()),
+                Try::Error(e) => Some(format!("error: {e}")),
+            })
+            .collect();
         "delivered".into()
     } else if let Some(Try::Error(e)) = tries.iter().find(|t| matches!(t, Try::Error(_))) {
         format!("error: {e}")
@@ -710,7 +757,7 @@ pub fn run(planned: &[Planned], workers: usize, timeout: Duration) -> Vec<Probe>
                             .is_some_and(|src| kernel.sources == BTreeSet::from([*src]))
                     })
             } else {
-                kernel == p.sim
+                kernel.same(&p.sim)
             };
             Probe {
                 affinity: p.affinity,
