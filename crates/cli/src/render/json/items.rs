@@ -34,46 +34,47 @@ pub(crate) trait RootItem: Serialize + Sync {
 impl RootItem for knetsim_control::state::Node {}
 impl RootItem for knetsim_control::state::Service {}
 
-/// The entries of one object being written, at `level`; its `{` is written when it is made.
+/// The entries of one object at level 4 (eight spaces in: the objects inside a pod or an
+/// EndpointSlice); its `{` is written when it is made.
 struct Obj {
-    level: usize,
     count: usize,
 }
 
-impl Obj {
-    fn open(s: &mut Ser, level: usize) -> Self {
-        s.out.push('{');
-        Obj { level, count: 0 }
-    }
+/// Writes the start of the next entry of an [`Obj`], up to and including `"key": `, as one
+/// constant string. `key` is a Rust field name (camelCased), which needs no escapes.
+macro_rules! key {
+    ($o:expr, $s:expr, $key:literal) => {{
+        $s.out.push_str(if $o.count == 0 {
+            concat!("\n        \"", $key, "\": ")
+        } else {
+            concat!(",\n        \"", $key, "\": ")
+        });
+        $o.count += 1;
+    }};
+}
 
-    /// Writes the start of the next entry, up to and including `"key": `. `key` is a Rust
-    /// field name (camelCased), which needs no escapes.
-    fn key(&mut self, s: &mut Ser, key: &'static str) {
-        s.out.push_str(if self.count == 0 { "\n" } else { ",\n" });
-        s.pad(self.level);
-        s.out.push('"');
-        s.out.push_str(key);
-        s.out.push_str("\": ");
-        self.count += 1;
+impl Obj {
+    const LEVEL: usize = 4;
+
+    fn open(s: &mut Ser) -> Self {
+        s.out.push('{');
+        Obj { count: 0 }
     }
 
     fn end(self, s: &mut Ser) {
-        if self.count > 0 {
-            s.out.push('\n');
-            s.pad(self.level - 1);
-        }
-        s.out.push('}');
+        s.out
+            .push_str(if self.count > 0 { "\n      }" } else { "}" });
     }
 
     /// A value the serde path writes, after its key.
     fn serde<T: Serialize + ?Sized>(&self, s: &mut Ser, v: &T) -> Result<(), Error> {
-        s.level = self.level;
+        s.level = Self::LEVEL;
         v.serialize(&mut *s)
     }
 
     /// A shared value (see [`knetsim_control::state::SHARED`]), after its key.
     fn shared<T: Serialize + ?Sized>(&self, s: &mut Ser, v: &T) -> Result<(), Error> {
-        s.level = self.level;
+        s.level = Self::LEVEL;
         shared(s, v)
     }
 }
@@ -100,23 +101,23 @@ fn metadata(s: &mut Ser, m: &ObjectMeta) -> Result<(), Error> {
         annotations,
         owner_references,
     } = m;
-    let mut o = Obj::open(s, 4);
-    o.key(s, "name");
+    let mut o = Obj::open(s);
+    key!(o, s, "name");
     s.string(name);
     if let Some(ns) = namespace {
-        o.key(s, "namespace");
+        key!(o, s, "namespace");
         s.string(ns);
     }
     if !labels.is_empty() {
-        o.key(s, "labels");
+        key!(o, s, "labels");
         o.shared(s, &**labels)?;
     }
     if !annotations.is_empty() {
-        o.key(s, "annotations");
+        key!(o, s, "annotations");
         o.serde(s, annotations)?;
     }
     if !owner_references.is_empty() {
-        o.key(s, "ownerReferences");
+        key!(o, s, "ownerReferences");
         o.shared(s, &**owner_references)?;
     }
     o.end(s);
@@ -155,21 +156,21 @@ fn pod_spec(s: &mut Ser, spec: &PodSpec) -> Result<(), Error> {
         node_selector,
         containers,
     } = spec;
-    let mut o = Obj::open(s, 4);
+    let mut o = Obj::open(s);
     if let Some(n) = node_name {
-        o.key(s, "nodeName");
+        key!(o, s, "nodeName");
         s.string(n);
     }
     if *host_network {
-        o.key(s, "hostNetwork");
+        key!(o, s, "hostNetwork");
         s.out.push_str("true");
     }
     if !node_selector.is_empty() {
-        o.key(s, "nodeSelector");
+        key!(o, s, "nodeSelector");
         o.serde(s, node_selector)?;
     }
     if !containers.is_empty() {
-        o.key(s, "containers");
+        key!(o, s, "containers");
         o.shared(s, &**containers)?;
     }
     o.end(s);
@@ -185,36 +186,42 @@ fn pod_status(s: &mut Ser, status: &PodStatus) -> Result<(), Error> {
         pod_ip,
         pod_ips,
     } = status;
-    let mut o = Obj::open(s, 4);
-    o.key(s, "phase");
+    let mut o = Obj::open(s);
+    key!(o, s, "phase");
     s.string(phase);
     if !conditions.is_empty() {
-        o.key(s, "conditions");
+        key!(o, s, "conditions");
         o.serde(s, conditions)?;
     }
-    for (one, one_key, list, list_key) in [
-        (host_ip, "hostIP", host_ips, "hostIPs"),
-        (pod_ip, "podIP", pod_ips, "podIPs"),
-    ] {
-        if let Some(ip) = one {
-            o.key(s, one_key);
+    // `[{"ip": …}, …]`: the items at level 5, their entry at 6.
+    let ip_items = |s: &mut Ser, ips: &[IpAddr]| {
+        s.out.push('[');
+        for (i, ip) in ips.iter().enumerate() {
+            s.out.push_str(if i == 0 {
+                "\n          {\n            \"ip\": "
+            } else {
+                ",\n          {\n            \"ip\": "
+            });
             address(s, ip);
+            s.out.push_str("\n          }");
         }
-        if !list.is_empty() {
-            // `[{"ip": …}, …]`: the items at level 5, their entry at 6.
-            o.key(s, list_key);
-            s.out.push('[');
-            for (i, ip) in list.iter().enumerate() {
-                s.out.push_str(if i == 0 {
-                    "\n          {\n            \"ip\": "
-                } else {
-                    ",\n          {\n            \"ip\": "
-                });
-                address(s, ip);
-                s.out.push_str("\n          }");
-            }
-            s.out.push_str("\n        ]");
-        }
+        s.out.push_str("\n        ]");
+    };
+    if let Some(ip) = host_ip {
+        key!(o, s, "hostIP");
+        address(s, ip);
+    }
+    if !host_ips.is_empty() {
+        key!(o, s, "hostIPs");
+        ip_items(s, host_ips);
+    }
+    if let Some(ip) = pod_ip {
+        key!(o, s, "podIP");
+        address(s, ip);
+    }
+    if !pod_ips.is_empty() {
+        key!(o, s, "podIPs");
+        ip_items(s, pod_ips);
     }
     o.end(s);
     Ok(())
