@@ -207,8 +207,12 @@ pub enum Command {
     /// Run scenarios' `expect:` blocks: one pass/fail line per scenario, then a total.
     Test {
         /// Scenario files or directories (searched recursively for *.yaml, skipping
-        /// directories named `bad` and `manifests`).
+        /// directories named `bad`, `failing` and `manifests`).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to FILE (a suite per scenario, a case per
+        /// expectation), for GitLab, Jenkins and GitHub test reports.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }

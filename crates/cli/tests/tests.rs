@@ -3,6 +3,7 @@
 //! One integration-test binary for the crate (one link step on a slow machine); each area is
 //! a module.
 
+mod ci;
 mod dataplane;
 mod hardening;
 mod harness;

@@ -84,7 +84,49 @@ fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         diags.extend(knetsim_dataplane::masq::masq_agent(cfg).1);
     }
     node_ips(scenario, &mut diags);
+    dataplane_expectations(scenario, &mut diags);
     diags
+}
+
+/// `trace:` and `reachability:` expectations, checked for how they are written. The
+/// dataplane's checker reports a malformed expectation as an error and one the cluster's state
+/// cannot answer (a pod that does not exist, a family it lacks) as a failed expectation; asked
+/// against a cluster with nothing in it, it therefore reports exactly the malformed ones,
+/// without simulating the scenario.
+fn dataplane_expectations(scenario: &Scenario, diags: &mut Vec<Diagnostic>) {
+    use knetsim_model::scenario::Expectation;
+    let entries: Vec<&knetsim_model::yaml::Node> = scenario
+        .expect
+        .iter()
+        .filter_map(|e| match &e.value {
+            Expectation::Dataplane(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    let empty = Scenario {
+        name: scenario.name.clone(),
+        version: scenario.version,
+        seed: scenario.seed,
+        cluster: scenario.cluster.clone(),
+        nodes: Vec::new(),
+        manifests: Vec::new(),
+        steps: Vec::new(),
+        expect: Vec::new(),
+        fabric: scenario.fabric.clone(),
+        plan: None,
+    };
+    let state = knetsim_control::simulate(&empty);
+    let Ok(dp) = knetsim_dataplane::build(&state, &empty) else {
+        return; // `fabric:` errors are reported by `validate` already.
+    };
+    for n in entries {
+        if let Err(d) = knetsim_dataplane::check_expectation(&dp, &state, n) {
+            diags.push(d);
+        }
+    }
 }
 
 /// What each node's kubelet would log about its `--node-ip` while it keeps running: entries

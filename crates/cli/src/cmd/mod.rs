@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             summary,
         } => run::run(&file, output, summary, out, err),
         Command::Check { files } => check::check(&files, out, err),
-        Command::Test { paths } => test::test(&paths, out, err),
+        Command::Test { paths, junit } => test::test(&paths, junit.as_deref(), out, err),
         Command::Trace {
             file,
             from,
@@ -103,5 +103,8 @@ pub fn write_diagnostics(
 ) {
     if !diags.is_empty() {
         let _ = err.write_all(diag::render(sources, diags).as_bytes());
+        if crate::github_actions() {
+            let _ = err.write_all(crate::render::github::diagnostics(sources, diags).as_bytes());
+        }
     }
 }
