@@ -34,6 +34,7 @@ const TOP_LEVEL: &[&str] = &[
     "expect",
     "fabric",
     "plan",
+    "snapshot",
 ];
 
 pub(crate) fn read_scenario_docs(
@@ -107,6 +108,7 @@ pub(crate) fn read_scenario_docs(
     };
     let fabric = r.value("fabric").cloned();
     let plan = r.value("plan").cloned();
+    let snapshot = r.value("snapshot").cloned();
     r.allow(TOP_LEVEL);
     r.finish(&mut cx.diags);
     Some(Scenario {
@@ -120,6 +122,7 @@ pub(crate) fn read_scenario_docs(
         expect,
         fabric,
         plan,
+        snapshot,
     })
 }
 
