@@ -6,4 +6,5 @@
 mod dataplane;
 mod harness;
 mod readme;
+mod review;
 mod scenarios;

@@ -224,3 +224,78 @@ fn lines(b: &[String], a: &[String]) -> (Vec<String>, Vec<String>) {
     }
     (removed, added)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Form, Section};
+
+    fn snap(nodes: &[(&str, &[&str])]) -> Snapshot {
+        let mut section = Section::new();
+        for (name, cidrs) in nodes {
+            let mut o = Object::new();
+            o.insert(
+                "podCIDRs".into(),
+                Value::List(cidrs.iter().map(|c| c.to_string()).collect()),
+            );
+            o.insert("ready".into(), Value::Scalar("true".into()));
+            section.insert(name.to_string(), o);
+        }
+        Snapshot {
+            scenario: "s".into(),
+            kubernetes_version: "1.33".into(),
+            seed: 0,
+            form: Form::Full,
+            rules: false,
+            sections: [(Area::Nodes, section)].into(),
+        }
+    }
+
+    #[test]
+    fn names_the_objects_and_facts_that_changed() {
+        let a = snap(&[
+            ("n1", &["10.0.0.0/24"]),
+            ("n2", &["10.0.1.0/24"]),
+            ("n3", &[]),
+        ]);
+        let b = snap(&[
+            ("n1", &["10.0.0.0/24"]),
+            ("n2", &["10.0.2.0/24", "fd00::/64"]),
+            ("n4", &[]),
+        ]);
+        let d = diff(&a, &b);
+        assert!(d.header.is_empty());
+        let [area] = d.areas.as_slice() else {
+            panic!("{d:?}")
+        };
+        assert_eq!(area.area, "nodes");
+        let got: Vec<(&str, ChangeKind)> = area
+            .objects
+            .iter()
+            .map(|o| (o.name.as_str(), o.change))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("n2", ChangeKind::Changed),
+                ("n3", ChangeKind::Removed),
+                ("n4", ChangeKind::Added)
+            ]
+        );
+        let f = &area.objects[0].facts[0];
+        assert_eq!(f.name, "podCIDRs");
+        assert_eq!(f.removed, ["10.0.1.0/24"]);
+        assert_eq!(f.added, ["10.0.2.0/24", "fd00::/64"]);
+        assert!(diff(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn list_lines_are_compared_as_multisets() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            lines(&s(&["a", "a", "b"]), &s(&["a", "c"])),
+            (s(&["a", "b"]), s(&["c"]))
+        );
+        assert_eq!(lines(&s(&["a", "b"]), &s(&["b", "a"])), (vec![], vec![]));
+    }
+}

@@ -330,3 +330,112 @@ fn object(v: &Node, what: &str, d: &mut Vec<Diagnostic>) -> Object {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap_with(values: &[&str]) -> Snapshot {
+        let mut o = Object::new();
+        for (i, v) in values.iter().enumerate() {
+            o.insert(format!("fact {i}: {v}"), Value::Scalar(v.to_string()));
+        }
+        o.insert(
+            "list".to_string(),
+            Value::List(values.iter().map(|v| v.to_string()).collect()),
+        );
+        o.insert("empty".to_string(), Value::List(Vec::new()));
+        let mut section = Section::new();
+        section.insert("an object".to_string(), o);
+        section.insert("# not a comment".to_string(), Object::new());
+        let mut sections = std::collections::BTreeMap::new();
+        sections.insert(Area::Nodes, section);
+        Snapshot {
+            scenario: "a: b".to_string(),
+            kubernetes_version: "1.30".to_string(),
+            seed: 7,
+            form: Form::Summary,
+            rules: true,
+            sections,
+        }
+    }
+
+    /// Text YAML would read as something else, or not at all, unless quoted.
+    const AWKWARD: &[&str] = &[
+        "",
+        "~",
+        "null",
+        "true",
+        "1.30",
+        "10",
+        "-",
+        "- x",
+        "-A KUBE-SERVICES -j X",
+        "--flag=1",
+        "::1",
+        "fd00::",
+        ":x",
+        "?x",
+        "a: b",
+        "a #b",
+        "#a",
+        "a:",
+        " lead",
+        "trail ",
+        "[x]",
+        "{x}",
+        "*x",
+        "&x",
+        "!x",
+        "|x",
+        ">x",
+        "'q'",
+        "\"q\"",
+        "%x",
+        "@x",
+        "`x`",
+        "a,b",
+        "tab\there",
+        "new\nline",
+        "ünï",
+        "[fd00::1]:80",
+        "x -> y: z",
+        "\\back",
+    ];
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let s = snap_with(AWKWARD);
+        let text = write(&s);
+        let back = parse(FileId(0), &text).unwrap_or_else(|d| panic!("{d:?}\n{text}"));
+        assert_eq!(back, s, "{text}");
+    }
+
+    #[test]
+    fn another_format_version_is_refused_where_it_is_written() {
+        let text = "# a comment\nformat: 2\nscenario: x\n";
+        let d = parse(FileId(0), text).expect_err("format 2");
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].span.unwrap().line, d[0].span.unwrap().col), (2, 9));
+        assert!(
+            d[0].message.contains("unknown snapshot format `2`"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn broken_yaml_and_unknown_sections_are_located() {
+        let d = parse(FileId(0), "format: 1\nnodes:\n  a: [b\n").expect_err("unclosed");
+        assert!(d.iter().all(|d| d.span.is_some()));
+        let d = parse(FileId(0), "format: 1\nnodez:\n  a: {}\n").expect_err("typo");
+        assert_eq!(d[0].span.unwrap().line, 2);
+        assert!(
+            d[0].help.iter().any(|h| h.contains("`nodes`")),
+            "{:?}",
+            d[0]
+        );
+        let d = parse(FileId(0), "scenario: x\n").expect_err("no format");
+        assert!(d[0].message.contains("no `format:`"));
+    }
+}

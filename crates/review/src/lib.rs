@@ -28,4 +28,4 @@ pub mod snapshot;
 pub use diff::{Diff, diff};
 pub use format::{FORMAT_VERSION, parse, write};
 pub use queries::Query;
-pub use snapshot::{Area, Form, Options, Snapshot, Value, build};
+pub use snapshot::{Area, Built, Form, Options, Snapshot, Value, build};

@@ -7,13 +7,16 @@
 //! section, its object and its fact.
 //!
 //! Large clusters (more than [`SUMMARY_PODS`] pods or [`SUMMARY_NODES`] nodes) get the
-//! summary form ([`Form::Summary`]): nodes, components, capacity and events are recorded as
-//! in the full form, routes and kube-proxy rules for the first node in name order only, and
-//! Services, pods and EndpointSlices as counts and a digest of what the full form would
+//! summary form ([`Form::Summary`]): components, capacity and events as in the full form;
+//! each node's podCIDRs on one line; the first node (in name order) in full, with its routes
+//! as a count and a digest, and its kube-proxy rules' counts and digest; Services, pods,
+//! EndpointSlices and the nodes' addresses as counts and a digest of what the full form would
 //! record. A 150,000-pod cluster's per-pod facts would be a file no reviewer reads.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use knetsim_control::state::{ClusterState, EndpointSlice, NamespacedName, Pod, Service};
 use knetsim_dataplane::{Dataplane, EgressMasq};
@@ -198,24 +201,58 @@ impl Snapshot {
     }
 }
 
-/// Builds the snapshot of a scenario's state, from its dataplane (which holds the state).
-/// Errors: a malformed `snapshot:` section. A question that cannot be answered (a name the
-/// cluster does not have) is recorded as the question's `error`, so that a change which
-/// removes an object shows up in the diff rather than failing it.
+/// A snapshot, and the warnings found while building the dataplane it reads.
+#[derive(Debug)]
+pub struct Built {
+    pub snapshot: Snapshot,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Builds the snapshot of a scenario's simulated state. The dataplane is built from it when
+/// the snapshot needs it: for the full form, and for any matrix or trace to answer; the
+/// summary form records nothing that needs it otherwise, which keeps a limits-scale snapshot
+/// at the cost of the simulation (building the dataplane and one node's rules of a
+/// 10,000-Service cluster would more than double it).
+///
+/// Errors: a malformed `snapshot:` or `fabric:` section. A question that cannot be answered
+/// (a name the cluster does not have) is recorded as the question's `error`, so that a change
+/// which removes an object shows up in the diff rather than failing it.
 pub fn build(
     scenario: &Scenario,
-    dp: &Dataplane,
+    state: Arc<ClusterState>,
     opts: &Options,
-) -> Result<Snapshot, Vec<Diagnostic>> {
+) -> Result<Built, Vec<Diagnostic>> {
     let mut qs = queries::read(scenario)?;
     qs.extend(opts.extra.iter().cloned());
-    let state = dp.state();
-    let form = opts.form.unwrap_or_else(|| Form::for_state(state));
+    let form = opts.form.unwrap_or_else(|| Form::for_state(&state));
+    let dp = if form == Form::Full || !qs.is_empty() {
+        Some(knetsim_dataplane::build(state.clone(), scenario)?)
+    } else {
+        None
+    };
+    let dp = dp.as_ref();
+    let state = &*state;
+    let masq = match dp {
+        Some(dp) => dp.masq.clone(),
+        None => egress(scenario, state),
+    };
     let mut sections = BTreeMap::new();
     sections.insert(Area::Components, components(state));
-    sections.insert(Area::Nodes, nodes(state, dp, form));
-    sections.insert(Area::KubeProxy, kube_proxy(state, dp, form, opts.rules));
-    sections.insert(Area::Masquerade, masquerade(dp));
+    sections.insert(Area::Nodes, nodes(state, dp));
+    sections.insert(Area::KubeProxy, kube_proxy(state, dp, opts.rules));
+    sections.insert(Area::Masquerade, masquerade(state, &masq));
+    let lb = |nn: &NamespacedName, s: &Service| -> Vec<IpAddr> {
+        match dp {
+            Some(dp) => dp.load_balancer_ips().get(nn).cloned().unwrap_or_default(),
+            None => s
+                .status
+                .load_balancer
+                .ingress
+                .iter()
+                .map(|i| i.ip)
+                .collect(),
+        }
+    };
     match form {
         Form::Full => {
             sections.insert(
@@ -223,7 +260,7 @@ pub fn build(
                 state
                     .services
                     .iter()
-                    .map(|(nn, s)| (nn.to_string(), service(nn, s, dp)))
+                    .map(|(nn, s)| (nn.to_string(), service(s, &lb(nn, s))))
                     .collect(),
             );
             sections.insert(
@@ -237,25 +274,41 @@ pub fn build(
             sections.insert(Area::EndpointSlices, slices(state));
         }
         Form::Summary => {
-            sections.insert(Area::Services, services_summary(state, dp));
+            sections.insert(Area::Services, services_summary(state, &lb));
             sections.insert(Area::Pods, pods_summary(state));
             sections.insert(Area::EndpointSlices, slices_summary(state));
         }
     }
     sections.insert(Area::Capacity, capacity(state));
     sections.insert(Area::Events, events(state, form));
-    let (reach, traces) = answers(state, dp, &qs);
-    sections.insert(Area::Reachability, reach);
-    sections.insert(Area::Traces, traces);
+    if let Some(dp) = dp {
+        let (reach, traces) = answers(state, dp, &qs);
+        sections.insert(Area::Reachability, reach);
+        sections.insert(Area::Traces, traces);
+    }
     sections.retain(|_, s| !s.is_empty());
-    Ok(Snapshot {
-        scenario: state.name.clone(),
-        kubernetes_version: state.kubernetes_version.to_string(),
-        seed: state.seed,
-        form,
-        rules: opts.rules,
-        sections,
+    Ok(Built {
+        snapshot: Snapshot {
+            scenario: state.name.clone(),
+            kubernetes_version: state.kubernetes_version.to_string(),
+            seed: state.seed,
+            form,
+            rules: opts.rules,
+            sections,
+        },
+        warnings: dp.map(|d| d.warnings.clone()).unwrap_or_default(),
     })
+}
+
+/// Who masquerades egress traffic, as the dataplane decides it, without building one.
+fn egress(scenario: &Scenario, state: &ClusterState) -> EgressMasq {
+    let cni = knetsim_dataplane::Cni::from_scenario(scenario, state);
+    let agent = scenario
+        .cluster
+        .ip_masq_agent
+        .as_ref()
+        .map(|c| knetsim_dataplane::masq::masq_agent(c).0);
+    EgressMasq::new(state, &cni, agent.as_ref())
 }
 
 fn put(o: &mut Object, k: &str, v: impl Into<Value>) {
@@ -279,19 +332,16 @@ fn digest_text(text: &str) -> String {
     hex16(&Sha256::digest(text.as_bytes()))
 }
 
-/// A digest of many objects' facts, hashed in fixed-size chunks in parallel and then over
-/// the chunks' digests in order: the same whatever the thread count.
-fn digest_objects<T: Sync>(items: &[T], line: impl Fn(&T, &mut String) + Sync) -> String {
+/// A digest of many objects' facts (each object's bytes written by `feed`), hashed in
+/// fixed-size chunks in parallel and then over the chunks' digests in order: the same
+/// whatever the thread count.
+fn digest_objects<T: Sync>(items: &[T], feed: impl Fn(&T, &mut Sha256) + Sync) -> String {
     let chunks: Vec<[u8; 32]> = items
         .par_chunks(4096)
         .map(|chunk| {
             let mut h = Sha256::new();
-            let mut buf = String::new();
             for item in chunk {
-                buf.clear();
-                line(item, &mut buf);
-                buf.push('\n');
-                h.update(buf.as_bytes());
+                feed(item, &mut h);
             }
             h.finalize().into()
         })
@@ -339,26 +389,26 @@ fn route_lines(dp: &Dataplane, node: &str, family: Family) -> Option<Vec<String>
     )
 }
 
-fn nodes(state: &ClusterState, dp: &Dataplane, form: Form) -> Section {
+/// Every node's facts. Without the dataplane (the summary form) the first node (in name
+/// order) is recorded in full but for its routes, and the others by their podCIDRs on one line
+/// each (the fact a mask or CIDR change moves), with their addresses and readiness as counts
+/// and a digest under `(all nodes)`.
+fn nodes(state: &ClusterState, dp: Option<&Dataplane>) -> Section {
     let first = state.nodes.keys().next();
-    state
+    let summary = dp.is_none();
+    let mut out: Section = state
         .nodes
         .iter()
         .map(|(name, n)| {
             let mut o = Object::new();
+            if summary && Some(name) != first {
+                put(&mut o, "podCIDRs", strings(&n.spec.pod_cidrs).join(", "));
+                return (name.clone(), o);
+            }
             put(&mut o, "podCIDRs", strings(&n.spec.pod_cidrs));
-            put(
-                &mut o,
-                "addresses",
-                strings(
-                    n.status
-                        .addresses
-                        .iter()
-                        .map(|a| format!("{} {}", a.type_, a.address)),
-                ),
-            );
+            put(&mut o, "addresses", addresses(n));
             put(&mut o, "ready", n.is_ready().to_string());
-            if form == Form::Full || Some(name) == first {
+            if let Some(dp) = dp {
                 for f in dp.families() {
                     if let Some(lines) = route_lines(dp, name, f) {
                         put(&mut o, &format!("routes/{f}"), lines);
@@ -367,11 +417,54 @@ fn nodes(state: &ClusterState, dp: &Dataplane, form: Form) -> Section {
             }
             (name.clone(), o)
         })
-        .collect()
+        .collect();
+    if summary {
+        let mut o = Object::new();
+        put(&mut o, "count", state.nodes.len().to_string());
+        let ready = state.nodes.values().filter(|n| n.is_ready()).count();
+        put(&mut o, "ready", ready.to_string());
+        let items: Vec<(&String, &knetsim_control::state::Node)> = state.nodes.iter().collect();
+        put(
+            &mut o,
+            "addressesDigest",
+            digest_objects(&items, |(name, n), h| {
+                h.update(name.as_bytes());
+                for a in &n.status.addresses {
+                    h.update(a.type_.as_bytes());
+                    ip_bytes(h, &a.address);
+                }
+            }),
+        );
+        out.insert("(all nodes)".to_string(), o);
+    }
+    out
 }
 
-fn kube_proxy(state: &ClusterState, dp: &Dataplane, form: Form, rules: bool) -> Section {
+fn addresses(n: &knetsim_control::state::Node) -> Vec<String> {
+    strings(
+        n.status
+            .addresses
+            .iter()
+            .map(|a| format!("{} {}", a.type_, a.address)),
+    )
+}
+
+/// kube-proxy's rules per node and family: counts and a digest of the text `knetsim rules`
+/// prints (with `--rules`, the lines). Without the dataplane (the summary form), the mode only.
+fn kube_proxy(state: &ClusterState, dp: Option<&Dataplane>, rules: bool) -> Section {
     let mut out = Section::new();
+    let Some(dp) = dp else {
+        let mut o = Object::new();
+        match (
+            &state.network.kube_proxy,
+            state.components.get("kube-proxy"),
+        ) {
+            (Some(p), c) if c.is_none_or(|c| c.started) => put(&mut o, "mode", p.mode.as_str()),
+            _ => put(&mut o, "programs", "nothing"),
+        }
+        out.insert("all nodes".to_string(), o);
+        return out;
+    };
     if let Some(problem) = &dp.proxy_problem {
         let mut o = Object::new();
         put(&mut o, "programs", "nothing");
@@ -382,11 +475,7 @@ fn kube_proxy(state: &ClusterState, dp: &Dataplane, form: Form, rules: bool) -> 
     let Some(mode) = dp.proxy_mode() else {
         return out;
     };
-    let nodes: Vec<&String> = match form {
-        Form::Full => state.nodes.keys().collect(),
-        Form::Summary => state.nodes.keys().take(1).collect(),
-    };
-    for node in nodes {
+    for node in state.nodes.keys() {
         for f in dp.families() {
             let Some(text) = knetsim_dataplane::render_rules_in_mode(dp, node, f, mode) else {
                 continue;
@@ -423,17 +512,17 @@ fn kube_proxy(state: &ClusterState, dp: &Dataplane, form: Form, rules: bool) -> 
     out
 }
 
-fn masquerade(dp: &Dataplane) -> Section {
+fn masquerade(state: &ClusterState, masq: &EgressMasq) -> Section {
     use knetsim_dataplane::proxy::iptables::{IptablesRules, render};
-    let agent = match &dp.masq {
+    let agent = match masq {
         EgressMasq::IpMasqAgent(_) => "ip-masq-agent",
         EgressMasq::Kindnet { .. } => "kindnet",
         EgressMasq::Kubenet { .. } => "kubenet",
         EgressMasq::Calico { .. } => "calico",
     };
     let mut out = Section::new();
-    for f in dp.families() {
-        let (chains, extra) = dp.masq.iptables(f);
+    for f in families(state) {
+        let (chains, extra) = masq.iptables(f);
         let base = render(&IptablesRules::empty(f), &[], &[]);
         let with = render(&IptablesRules::empty(f), &chains, &extra);
         let base: std::collections::HashSet<&str> = base.lines().collect();
@@ -450,7 +539,7 @@ fn masquerade(dp: &Dataplane) -> Section {
     out
 }
 
-fn service(nn: &NamespacedName, s: &Service, dp: &Dataplane) -> Object {
+fn service(s: &Service, lb: &[IpAddr]) -> Object {
     let mut o = Object::new();
     let spec = &s.spec;
     put(&mut o, "type", spec.type_.as_str());
@@ -479,8 +568,8 @@ fn service(nn: &NamespacedName, s: &Service, dp: &Dataplane) -> Object {
     if !spec.external_ips.is_empty() {
         put(&mut o, "externalIPs", strings(&spec.external_ips));
     }
-    if let Some(ips) = dp.load_balancer_ips().get(nn) {
-        put(&mut o, "loadBalancer", strings(ips));
+    if !lb.is_empty() {
+        put(&mut o, "loadBalancer", strings(lb));
     }
     if let Some(n) = &spec.external_name {
         put(&mut o, "externalName", n.as_str());
@@ -558,20 +647,41 @@ fn counts(o: &mut Object, prefix: &str, keys: impl Iterator<Item = String>) {
     }
 }
 
-fn object_line(name: &str, o: &Object, buf: &mut String) {
-    buf.push_str(name);
-    for (k, v) in o {
-        buf.push('\t');
-        buf.push_str(k);
-        buf.push('=');
-        match v {
-            Value::Scalar(s) => buf.push_str(s),
-            Value::List(l) => buf.push_str(&l.join(",")),
+/// An address as bytes for a digest: a family tag and the octets.
+fn ip_bytes(h: &mut Sha256, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            h.update([4]);
+            h.update(v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            h.update([6]);
+            h.update(v6.octets());
         }
     }
 }
 
-fn services_summary(state: &ClusterState, dp: &Dataplane) -> Section {
+/// A string as bytes for a digest: its length first, so that fields cannot run together.
+fn str_bytes(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// The families the cluster runs, as [`Dataplane::families`] says them.
+fn families(state: &ClusterState) -> Vec<Family> {
+    let mut v = state.network.ip_families.clone();
+    if v.is_empty() {
+        v = vec![Family::IPv4, Family::IPv6];
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn services_summary(
+    state: &ClusterState,
+    lb: &(dyn Fn(&NamespacedName, &Service) -> Vec<IpAddr> + Sync),
+) -> Section {
     let mut o = Object::new();
     put(&mut o, "count", state.services.len().to_string());
     counts(
@@ -600,8 +710,16 @@ fn services_summary(state: &ClusterState, dp: &Dataplane) -> Section {
     put(
         &mut o,
         "digest",
-        digest_objects(&items, |(nn, s), buf| {
-            object_line(&nn.to_string(), &service(nn, s, dp), buf)
+        digest_objects(&items, |(nn, s), h| {
+            for (k, v) in service(s, &lb(nn, s)) {
+                str_bytes(h, &k);
+                match v {
+                    Value::Scalar(t) => str_bytes(h, &t),
+                    Value::List(l) => l.iter().for_each(|t| str_bytes(h, t)),
+                }
+            }
+            str_bytes(h, &nn.namespace);
+            str_bytes(h, &nn.name);
         }),
     );
     Section::from([("all Services".to_string(), o)])
@@ -623,19 +741,16 @@ fn pods_summary(state: &ClusterState) -> Section {
     put(
         &mut o,
         "digest",
-        digest_objects(&items, |(nn, p), buf| {
-            // The full form's facts, written without building them.
-            let _ = write!(
-                buf,
-                "{nn}\t{}\t{}",
-                p.spec.node_name.as_deref().unwrap_or("(none)"),
-                p.status.phase
-            );
+        // The full form's facts, as bytes: formatting 150,000 pods' addresses as text
+        // would cost more than the rest of the snapshot.
+        digest_objects(&items, |(nn, p), h| {
+            str_bytes(h, &nn.namespace);
+            str_bytes(h, &nn.name);
+            str_bytes(h, p.spec.node_name.as_deref().unwrap_or(""));
+            str_bytes(h, p.status.phase);
+            h.update([p.status.pod_ips.len() as u8, u8::from(p.spec.host_network)]);
             for ip in p.status.pod_ips.iter() {
-                let _ = write!(buf, "\t{ip}");
-            }
-            if p.spec.host_network {
-                buf.push_str("\thostNetwork");
+                ip_bytes(h, ip);
             }
         }),
     );
@@ -663,13 +778,22 @@ fn slices_summary(state: &ClusterState) -> Section {
     put(
         &mut o,
         "digest",
-        digest_objects(&items, |(nn, s), buf| {
-            let _ = write!(buf, "{nn}\t{}", s.address_type);
+        digest_objects(&items, |(nn, s), h| {
+            str_bytes(h, &nn.namespace);
+            str_bytes(h, &nn.name);
+            str_bytes(h, s.service_name().unwrap_or(""));
+            h.update([u8::from(s.address_type == Family::IPv6)]);
+            h.update((s.endpoints.len() as u64).to_le_bytes());
             for e in &s.endpoints {
-                buf.push('\t');
+                h.update([e.addresses.len() as u8]);
                 for ip in e.addresses.iter() {
-                    let _ = write!(buf, "{ip},");
+                    ip_bytes(h, ip);
                 }
+            }
+            for p in &s.ports {
+                str_bytes(h, p.name.as_deref().unwrap_or(""));
+                h.update(p.port.to_le_bytes());
+                str_bytes(h, &p.protocol);
             }
         }),
     );

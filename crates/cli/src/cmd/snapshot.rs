@@ -24,8 +24,8 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-/// Simulates a loaded scenario, builds its dataplane and its snapshot; `Err(exit status)`
-/// after printing why not (diagnostics point into the scenario's files, read again).
+/// Simulates a loaded scenario and builds its snapshot; `Err(exit status)` after printing
+/// why not (diagnostics point into the scenario's files, read again).
 pub fn snapshot_of(
     file: &Path,
     scenario: &Scenario,
@@ -33,19 +33,17 @@ pub fn snapshot_of(
     err: &mut dyn Write,
 ) -> Result<Snapshot, i32> {
     let state = Arc::new(knetsim_control::simulate(scenario));
-    let sources = || knetsim_model::load_scenario(file, &knetsim_model::FsLoader).sources;
-    let dp = match knetsim_dataplane::build(&state, scenario) {
-        Ok(dp) => dp,
-        Err(diags) => {
-            super::write_diagnostics(&sources(), &diags, err);
-            return Err(EXIT_INVALID);
+    match knetsim_review::build(scenario, state, opts) {
+        Ok(built) => {
+            super::write_diagnostics(&SourceMap::new(), &built.warnings, err);
+            Ok(built.snapshot)
         }
-    };
-    super::write_diagnostics(&SourceMap::new(), &dp.warnings, err);
-    knetsim_review::build(scenario, &dp, opts).map_err(|diags| {
-        super::write_diagnostics(&sources(), &diags, err);
-        EXIT_INVALID
-    })
+        Err(diags) => {
+            let sources = knetsim_model::load_scenario(file, &knetsim_model::FsLoader).sources;
+            super::write_diagnostics(&sources, &diags, err);
+            Err(EXIT_INVALID)
+        }
+    }
 }
 
 /// Where a scenario's snapshot is kept.
