@@ -1098,76 +1098,6 @@ fn read_args(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_ranges_parse_like_apimachinery() {
-        type Case = (&'static str, Result<(u16, u16), &'static str>);
-        let cases: &[Case] = &[
-            ("30000-32767", Ok((30000, 32767))),
-            ("30000+2767", Ok((30000, 32767))),
-            ("8080", Ok((8080, 8080))),
-            (" 1-2 ", Ok((1, 2))),
-            ("", Ok((0, 0))),
-            ("30000-", Err("strconv.Atoi: parsing \"\": invalid syntax")),
-            ("1-2+3", Err("unable to parse port range: 1-2+3")),
-            ("2-1", Err("end port cannot be less than start port: 2-1")),
-            (
-                "1-70000",
-                Err("the port range cannot be greater than 65535: 1-70000"),
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(
-                parse_port_range(input),
-                want.map_err(str::to_string),
-                "{input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn int32_flags_parse_like_strconv() {
-        let cases: &[(&str, Result<i64, &str>)] = &[
-            ("24", Ok(24)),
-            ("-1", Ok(-1)),
-            ("0x10", Ok(16)),
-            ("010", Ok(8)),
-            ("0", Ok(0)),
-            ("abc", Err("invalid syntax")),
-            ("", Err("invalid syntax")),
-            ("2147483648", Err("value out of range")),
-            ("1.5", Err("invalid syntax")),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_go_int32(input), *want, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn schemas_have_unique_names_and_the_modelled_flags() {
-        for c in Component::ALL {
-            let schema = flag_schema(c);
-            let mut names: Vec<&str> = schema.iter().map(|f| f.name).collect();
-            names.sort_unstable();
-            let before = names.len();
-            names.dedup();
-            assert_eq!(before, names.len(), "{} has a duplicate flag", c.name());
-            assert!(lookup(c, "feature-gates").is_some_and(|f| f.modelled));
-        }
-        assert_eq!(
-            lookup(Component::KubeControllerManager, "cluster-cidr").map(|f| f.kind),
-            Some(Cidrs)
-        );
-        assert_eq!(
-            lookup(Component::Kubelet, "max-pods").map(|f| f.kind),
-            Some(Int)
-        );
-    }
-}
-
 /// Reads `component.flag=value` edits given on the command line (`knetsim diff --set`). Each
 /// argument is a source of its own, named `--set`, so that a diagnostic points at the part of
 /// it that is wrong; the value is parsed as pflag parses `--flag=value`, with the same
@@ -1279,5 +1209,75 @@ struct NoFiles;
 impl crate::source::FileLoader for NoFiles {
     fn load(&self, _: &std::path::Path) -> Result<String, String> {
         Err("a command-line edit cannot include files".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_like_apimachinery() {
+        type Case = (&'static str, Result<(u16, u16), &'static str>);
+        let cases: &[Case] = &[
+            ("30000-32767", Ok((30000, 32767))),
+            ("30000+2767", Ok((30000, 32767))),
+            ("8080", Ok((8080, 8080))),
+            (" 1-2 ", Ok((1, 2))),
+            ("", Ok((0, 0))),
+            ("30000-", Err("strconv.Atoi: parsing \"\": invalid syntax")),
+            ("1-2+3", Err("unable to parse port range: 1-2+3")),
+            ("2-1", Err("end port cannot be less than start port: 2-1")),
+            (
+                "1-70000",
+                Err("the port range cannot be greater than 65535: 1-70000"),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                parse_port_range(input),
+                want.map_err(str::to_string),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn int32_flags_parse_like_strconv() {
+        let cases: &[(&str, Result<i64, &str>)] = &[
+            ("24", Ok(24)),
+            ("-1", Ok(-1)),
+            ("0x10", Ok(16)),
+            ("010", Ok(8)),
+            ("0", Ok(0)),
+            ("abc", Err("invalid syntax")),
+            ("", Err("invalid syntax")),
+            ("2147483648", Err("value out of range")),
+            ("1.5", Err("invalid syntax")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_go_int32(input), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn schemas_have_unique_names_and_the_modelled_flags() {
+        for c in Component::ALL {
+            let schema = flag_schema(c);
+            let mut names: Vec<&str> = schema.iter().map(|f| f.name).collect();
+            names.sort_unstable();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(before, names.len(), "{} has a duplicate flag", c.name());
+            assert!(lookup(c, "feature-gates").is_some_and(|f| f.modelled));
+        }
+        assert_eq!(
+            lookup(Component::KubeControllerManager, "cluster-cidr").map(|f| f.kind),
+            Some(Cidrs)
+        );
+        assert_eq!(
+            lookup(Component::Kubelet, "max-pods").map(|f| f.kind),
+            Some(Int)
+        );
     }
 }
