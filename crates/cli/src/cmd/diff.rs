@@ -112,17 +112,21 @@ pub fn diff(
         form: None,
         extra: extra.into_iter().map(Query::Reach).collect(),
     };
-    let snap_a = match super::snapshot::snapshot_of(&first.0, &first.1, &opts, err) {
+    let (snap_a, state_a) = match super::snapshot::snapshot_of(&first.0, &first.1, &opts, err) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    drop(first);
+    // The first side is freed while the second is simulated: at most two states are held.
+    let freeing = super::snapshot::release((first, state_a));
     // Both sides in the same form, the first side's, so that they compare fact by fact.
     opts.form = Some(snap_a.form);
-    let snap_b = match super::snapshot::snapshot_of(&second.0, &second.1, &opts, err) {
+    let (snap_b, state_b) = match super::snapshot::snapshot_of(&second.0, &second.1, &opts, err) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let _ = freeing.join();
+    // The process exits next: the OS reclaims the state faster than freeing it would.
+    std::mem::forget((second, state_b));
     let d = knetsim_review::diff(&snap_a, &snap_b);
     let text = match output {
         DiffOutput::Text => knetsim_review::render::text(&d, &labels),

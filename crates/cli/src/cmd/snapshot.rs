@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use knetsim_control::ClusterState;
 use knetsim_model::{Scenario, SourceMap};
 use knetsim_review::render::Labels;
 use knetsim_review::{Options, Snapshot};
@@ -25,18 +26,19 @@ pub fn in_ci() -> bool {
 }
 
 /// Simulates a loaded scenario and builds its snapshot; `Err(exit status)` after printing
-/// why not (diagnostics point into the scenario's files, read again).
+/// why not (diagnostics point into the scenario's files, read again). The state comes back
+/// too, for the caller to free as it sees fit (see [`release`]).
 pub fn snapshot_of(
     file: &Path,
     scenario: &Scenario,
     opts: &Options,
     err: &mut dyn Write,
-) -> Result<Snapshot, i32> {
+) -> Result<(Snapshot, Arc<ClusterState>), i32> {
     let state = Arc::new(knetsim_control::simulate(scenario));
-    match knetsim_review::build(scenario, state, opts) {
+    match knetsim_review::build(scenario, state.clone(), opts) {
         Ok(built) => {
             super::write_diagnostics(&SourceMap::new(), &built.warnings, err);
-            Ok(built.snapshot)
+            Ok((built.snapshot, state))
         }
         Err(diags) => {
             let sources = knetsim_model::load_scenario(file, &knetsim_model::FsLoader).sources;
@@ -44,6 +46,13 @@ pub fn snapshot_of(
             Err(EXIT_INVALID)
         }
     }
+}
+
+/// Frees a state (and its scenario) on a thread of its own: freeing a limits-scale state object by object costs
+/// a fifth of its simulation, and the next scenario can be simulated meanwhile. The caller
+/// joins the handle before releasing another, so that at most two states are held at once.
+pub fn release<T: Send + 'static>(state: T) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || drop(state))
 }
 
 /// Where a scenario's snapshot is kept.
@@ -119,9 +128,23 @@ pub fn snapshot(
     let (mut matched, mut changed, mut new, mut written, mut unchanged, mut invalid) =
         (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     let mut missing_in_ci = false;
+    let mut freeing: Option<std::thread::JoinHandle<()>> = None;
+    let mut last: Option<(Scenario, Arc<ClusterState>)> = None;
     for file in &files {
-        let snap = match super::load(file, err).and_then(|s| snapshot_of(file, &s, &opts, err)) {
-            Ok(s) => s,
+        let loaded = super::load(file, err).and_then(|scenario| {
+            let (snap, state) = snapshot_of(file, &scenario, &opts, err)?;
+            Ok((snap, scenario, state))
+        });
+        let snap = match loaded {
+            Ok((snap, scenario, state)) => {
+                if let Some(prev) = last.replace((scenario, state)) {
+                    if let Some(h) = freeing.take() {
+                        let _ = h.join();
+                    }
+                    freeing = Some(release(prev));
+                }
+                snap
+            }
             Err(_) => {
                 writeln!(out, "INVALID {}", file.display())?;
                 invalid += 1;
@@ -233,6 +256,11 @@ pub fn snapshot(
             }
         }
     }
+    if let Some(h) = freeing {
+        let _ = h.join();
+    }
+    // The process exits next: the OS reclaims the last state faster than freeing it would.
+    std::mem::forget(last);
     if update {
         writeln!(
             out,
