@@ -7,11 +7,13 @@
 //! section, its object and its fact.
 //!
 //! Large clusters (more than [`SUMMARY_PODS`] pods or [`SUMMARY_NODES`] nodes) get the
-//! summary form ([`Form::Summary`]): components, capacity and events as in the full form;
-//! each node's podCIDRs on one line; the first node (in name order) in full, with its routes
-//! as a count and a digest, and its kube-proxy rules' counts and digest; Services, pods,
-//! EndpointSlices and the nodes' addresses as counts and a digest of what the full form would
-//! record. A 150,000-pod cluster's per-pod facts would be a file no reviewer reads.
+//! summary form ([`Form::Summary`]): components, capacity and events (counted by reason) as in
+//! the full form; each node's podCIDRs on one line; the first node (in name order) in full but
+//! for its routes; kube-proxy's mode and egress masquerade; Services, pods, EndpointSlices and
+//! the nodes' addresses as counts and a digest of what the full form would record. It does not
+//! build the dataplane (unless the scenario asks for matrices or traces): a 150,000-pod
+//! cluster's per-pod facts would be a file no reviewer reads, and one node's rules of 10,000
+//! Services cost more than the simulation.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
