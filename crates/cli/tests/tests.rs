@@ -8,4 +8,5 @@ mod dataplane;
 mod hardening;
 mod harness;
 mod readme;
+mod review;
 mod scenarios;

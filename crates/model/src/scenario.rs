@@ -27,6 +27,9 @@ pub struct Scenario {
     pub fabric: Option<Node>,
     /// The `plan:` section (targets, workload model, sweeps), read by the planner.
     pub plan: Option<Node>,
+    /// The `snapshot:` section (reachability matrices and traces a snapshot records), read
+    /// by the review crate.
+    pub snapshot: Option<Node>,
 }
 
 /// `cluster:`: one flag map per component, plus CNI and egress settings.

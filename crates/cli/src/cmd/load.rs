@@ -71,7 +71,8 @@ pub fn load_with(
     }
 }
 
-/// What the model's reader leaves to the crates that own a section.
+/// What the model's reader leaves to the crates that own a section: `fabric:` (the
+/// dataplane's), `plan:` (the planner's), `snapshot:` (the review crate's).
 fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     if let Err(d) = knetsim_dataplane::config::read_fabric(scenario.fabric.as_ref()) {
@@ -82,6 +83,9 @@ fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     }
     if let Some(cfg) = &scenario.cluster.ip_masq_agent {
         diags.extend(knetsim_dataplane::masq::masq_agent(cfg).1);
+    }
+    if let Err(d) = knetsim_review::queries::read(scenario) {
+        diags.extend(d);
     }
     node_ips(scenario, &mut diags);
     dataplane_expectations(scenario, &mut diags);
@@ -117,6 +121,7 @@ fn dataplane_expectations(scenario: &Scenario, diags: &mut Vec<Diagnostic>) {
         expect: Vec::new(),
         fabric: scenario.fabric.clone(),
         plan: None,
+        snapshot: None,
     };
     let state = knetsim_control::simulate(&empty);
     let Ok(dp) = knetsim_dataplane::build(&state, &empty) else {

@@ -2,11 +2,13 @@
 
 mod check;
 mod dataplane;
+mod diff;
 pub mod load;
 mod plan;
 mod reach;
 pub mod run;
-mod test;
+mod snapshot;
+pub mod test;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,6 +27,46 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         } => run::run(&file, output, summary, out, err),
         Command::Check { files } => check::check(&files, out, err),
         Command::Test { paths, junit } => test::test(&paths, junit.as_deref(), out, err),
+        Command::Snapshot {
+            paths,
+            update,
+            dir,
+            rules,
+        } => snapshot::snapshot(&paths, update, dir.as_deref(), rules, out, err),
+        Command::Diff {
+            before,
+            after,
+            versions,
+            sets,
+            output,
+            rules,
+            reach,
+            to,
+            family,
+            proto,
+            port,
+        } => {
+            let extra = (!reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
+                from: reach,
+                to,
+                family: family.map(crate::cli::FamilyArg::family),
+                proto,
+                port,
+            });
+            diff::diff(
+                diff::Args {
+                    before,
+                    after,
+                    versions,
+                    sets,
+                    rules,
+                    extra,
+                },
+                output,
+                out,
+                err,
+            )
+        }
         Command::Trace {
             file,
             from,
