@@ -32,6 +32,19 @@ pub struct Scenario {
     pub snapshot: Option<Node>,
 }
 
+impl Scenario {
+    /// The `trace:` and `reachability:` expectations, which the dataplane reads itself.
+    pub fn dataplane_expectations(&self) -> Vec<&Node> {
+        self.expect
+            .iter()
+            .filter_map(|e| match &e.value {
+                Expectation::Dataplane(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// `cluster:`: one flag map per component, plus CNI and egress settings.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterConfig {

@@ -98,15 +98,7 @@ fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
 /// against a cluster with nothing in it, it therefore reports exactly the malformed ones,
 /// without simulating the scenario.
 fn dataplane_expectations(scenario: &Scenario, diags: &mut Vec<Diagnostic>) {
-    use knetsim_model::scenario::Expectation;
-    let entries: Vec<&knetsim_model::yaml::Node> = scenario
-        .expect
-        .iter()
-        .filter_map(|e| match &e.value {
-            Expectation::Dataplane(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+    let entries = scenario.dataplane_expectations();
     if entries.is_empty() {
         return;
     }

@@ -188,16 +188,8 @@ fn dataplane_outcomes(
     outcomes: &mut Vec<knetsim_control::expect::Outcome>,
     err: &mut dyn Write,
 ) -> Result<(), i32> {
-    use knetsim_model::scenario::Expectation;
     let scenario = &input.scenario;
-    let nodes: Vec<&knetsim_model::yaml::Node> = scenario
-        .expect
-        .iter()
-        .filter_map(|e| match &e.value {
-            Expectation::Dataplane(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+    let nodes = scenario.dataplane_expectations();
     if nodes.is_empty() {
         return Ok(());
     }
