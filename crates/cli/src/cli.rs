@@ -39,6 +39,14 @@ pub enum TableOrJson {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffOutput {
+    Text,
+    Json,
+    /// GitHub-flavoured Markdown tables (a pull-request comment or a CI job summary).
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FamilyArg {
     #[value(name = "IPv4", alias = "ipv4", alias = "4")]
     IPv4,
@@ -222,8 +230,66 @@ pub enum Command {
     /// Run scenarios' `expect:` blocks: one pass/fail line per scenario, then a total.
     Test {
         /// Scenario files or directories (searched recursively for *.yaml, skipping
-        /// directories named `bad` and `manifests`).
+        /// directories named `bad`, `failing` and `manifests`).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML to FILE (a suite per scenario, a case per
+        /// expectation), for GitLab, Jenkins and GitHub test reports.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Snapshot scenarios' routing and allocation state and compare it with the stored
+    /// snapshots (exit 1 when something changed); `--update` writes them.
+    Snapshot {
+        /// Scenario files or directories (found as `test` finds them).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write the snapshots (accepting every change) instead of comparing.
+        #[arg(long)]
+        update: bool,
+        /// Keep the snapshots in this directory, as `NAME.snap` (default: beside each scenario,
+        /// in `__knetsim__/NAME.snap`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Record kube-proxy's rules line by line, not only their counts and digest.
+        #[arg(long)]
+        rules: bool,
+    },
+    /// The semantic difference between two scenarios' states: `diff A B`,
+    /// `diff FILE --version 1.30 --version 1.35`, or `diff FILE --set component.flag=value`
+    /// (exit 0 same, 1 different).
+    Diff {
+        /// The scenario as it is.
+        before: PathBuf,
+        /// The scenario as it would be (or give `--version` / `--set`).
+        after: Option<PathBuf>,
+        /// Kubernetes versions: one compares FILE with FILE on that version; two compare FILE
+        /// on the first with FILE on the second.
+        #[arg(long = "version", value_name = "VERSION")]
+        versions: Vec<String>,
+        /// A flag change, `component.flag=value` (repeatable), applied to FILE for the second
+        /// side.
+        #[arg(long = "set", value_name = "COMPONENT.FLAG=VALUE")]
+        sets: Vec<String>,
+        #[arg(short = 'o', long, value_enum, default_value_t = DiffOutput::Text)]
+        output: DiffOutput,
+        /// Compare kube-proxy's rules line by line.
+        #[arg(long)]
+        rules: bool,
+        /// Also compare this reachability matrix: sources as `reach --from` takes them.
+        #[arg(long, value_delimiter = ',', requires = "to")]
+        reach: Vec<String>,
+        /// The matrix's destinations, as `reach --to` takes them.
+        #[arg(long, value_delimiter = ',', requires = "reach")]
+        to: Vec<String>,
+        /// The matrix's family.
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+        /// The matrix's protocol.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// The matrix's port.
+        #[arg(long)]
+        port: Option<u16>,
     },
 }

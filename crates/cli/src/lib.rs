@@ -5,7 +5,8 @@
 //! - [`cli`](crate::cli): the argument grammar (clap) — subcommands and their flags.
 //! - `cmd`: one module per subcommand (`run`, `check`, `test`, …), each turning arguments
 //!   into library calls and library results into text.
-//! - [`render`]: text renderers (the kubectl-style YAML writer).
+//! - [`render`]: text renderers (the kubectl-style YAML writer, JSON, JUnit XML, GitHub
+//!   Actions workflow commands).
 //!
 //! This crate is the only one that touches the filesystem and the terminal. Exit statuses
 //! follow the contract: 0 success, 1 an expectation failed, 2 invalid scenario or command line.
@@ -25,6 +26,21 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the scenario or the command line is invalid.
 pub const EXIT_INVALID: i32 = 2;
+
+/// Whether diagnostics and failed expectations are also printed as GitHub Actions workflow
+/// commands ([`render::github`]). The binary sets it from `GITHUB_ACTIONS=true`; in-process
+/// callers (the tests) leave it off, so what they see does not depend on where they run.
+static GITHUB_ACTIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns GitHub Actions workflow commands on or off for this process.
+pub fn set_github_actions(on: bool) {
+    GITHUB_ACTIONS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether GitHub Actions workflow commands are printed (see [`set_github_actions`]).
+pub fn github_actions() -> bool {
+    GITHUB_ACTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Runs the CLI with `args` (including the program name), writing to `out` and `err`, and
 /// returns the exit status.

@@ -7,6 +7,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // In a GitHub Actions job, problems are also printed as workflow commands (annotations).
+    knetsim::set_github_actions(std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true"));
     // Stdout is line-buffered; a state document has millions of lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut err = std::io::stderr().lock();

@@ -104,3 +104,37 @@ fn parallel_state_writer_matches_the_serde_path() {
         assert_eq!(String::from_utf8(parallel).unwrap(), sequential, "{file}");
     }
 }
+
+/// `run -o json` writes its own way (parallel lists, direct writers for pods and
+/// EndpointSlices): its text must be serde_json's, byte for byte, on every bundled scenario.
+#[test]
+fn parallel_json_writer_matches_serde_json() {
+    for file in scenario_files("scenarios")
+        .into_iter()
+        .filter(|f| !is_large(f))
+    {
+        let path = crate::harness::root().join(&file);
+        let loaded = knetsim_model::load_scenario(&path, &knetsim_model::source::FsLoader);
+        let scenario = loaded.value.expect("scenario loads");
+        let state = knetsim_control::simulate(&scenario);
+        let mut ours = Vec::new();
+        knetsim::cmd::run::write_state_json(&mut ours, &state).expect("write");
+        let mut want = serde_json::to_string_pretty(&state).expect("serde_json");
+        want.push('\n');
+        assert_eq!(String::from_utf8(ours).unwrap(), want, "{file}");
+    }
+}
+
+#[test]
+fn json_output_is_identical_across_thread_counts() {
+    let file = "scenarios/kind/dual-stack-defaults.yaml";
+    let first = knetsim(&["run", file, "-o", "json"]).stdout;
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        let out = pool.install(|| knetsim(&["run", file, "-o", "json"]).stdout);
+        assert_eq!(out, first, "{file} differs with {threads} thread(s)");
+    }
+}

@@ -24,6 +24,15 @@
 //!
 //! Each trace or matrix cell gives one [`ExpectOutcome`]; a malformed entry gives a
 //! [`Diagnostic`] pointing at the offending value.
+//!
+//! Where the line runs: an entry is malformed when its text alone is wrong — a key that does
+//! not exist, a value of the wrong shape, a `from`/`to` that is not written as a query
+//! ([`check_syntax`]). Those are errors in the scenario (`knetsim test` exits 2). A
+//! well-formed query that this cluster's state cannot answer — a pod that has no IPv6 address,
+//! a Service without a cluster IP of the family, a name the state does not hold (a Deployment
+//! whose pods were never made) — is the state failing the expectation: a failed outcome whose
+//! message is the tracer's reason (`knetsim test` exits 1). The tracer's errors on a query
+//! that passed [`check_syntax`] are all of the second kind.
 
 use knetsim_control::state::ClusterState;
 use knetsim_ipam::Family;
@@ -32,7 +41,7 @@ use knetsim_model::{Diagnostic, Span};
 
 use crate::Dataplane;
 use crate::config::{entries, scalar, seq};
-use crate::trace::{Outcome, TraceQuery, trace};
+use crate::trace::{Outcome, TraceQuery, check_syntax, trace};
 
 /// The result of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +192,7 @@ fn check_trace(
     let mut spec = QuerySpec {
         q: TraceQuery::default(),
     };
+    let (mut from_span, mut to_span) = (node.span, node.span);
     let mut verdict: Option<(Outcome, Span)> = None;
     let mut endpoints: Option<Vec<String>> = None;
     let mut masq: Option<bool> = None;
@@ -196,12 +206,14 @@ fn check_trace(
             "from" => {
                 spec.q.from = scalar(v)
                     .ok_or_else(|| err(v.span, "`from` must be a string"))?
-                    .to_string()
+                    .to_string();
+                from_span = v.span;
             }
             "to" => {
                 spec.q.to = scalar(v)
                     .ok_or_else(|| err(v.span, "`to` must be a string"))?
-                    .to_string()
+                    .to_string();
+                to_span = v.span;
             }
             "verdict" => {
                 let o = match scalar(v) {
@@ -254,10 +266,30 @@ fn check_trace(
     let Some((want, _)) = verdict else {
         return Err(err(node.span, "`trace` needs a `verdict`").with_label("missing `verdict`"));
     };
-    let name = format!("trace {} -> {}", spec.q.from, spec.q.to);
+    for (text, role, span) in [
+        (&spec.q.from, "source", from_span),
+        (&spec.q.to, "destination", to_span),
+    ] {
+        check_syntax(text, role).map_err(|e| err(span, format!("cannot trace: {e}")))?;
+    }
+    let name = format!(
+        "trace {} -> {}{}",
+        spec.q.from,
+        spec.q.to,
+        qualifiers(&spec.q)
+    );
     let t = match trace(dp, state, &spec.q) {
         Ok(t) => t,
-        Err(e) => return Err(err(node.span, format!("cannot trace: {e}"))),
+        // Well-formed (checked above): the state cannot answer it, which fails the
+        // expectation.
+        Err(e) => {
+            return Ok(vec![ExpectOutcome {
+                name,
+                passed: false,
+                message: format!("cannot trace: {e}"),
+                span: node.span,
+            }]);
+        }
     };
     let mut problems = Vec::new();
     if t.verdict != want {
@@ -307,6 +339,27 @@ fn check_trace(
     }])
 }
 
+/// What a query sets besides its ends, for the name of its check: ` (IPv6, udp, port 53)`,
+/// or nothing. Two checks of the same ends in two families then have two names (a JUnit report
+/// lists checks by name).
+fn qualifiers(q: &TraceQuery) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(f) = q.family {
+        parts.push(f.to_string());
+    }
+    if !q.proto.is_empty() {
+        parts.push(q.proto.clone());
+    }
+    if let Some(p) = q.port {
+        parts.push(format!("port {p}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
 fn outcome_name(o: Outcome) -> &'static str {
     match o {
         Outcome::Delivered => "delivered",
@@ -331,21 +384,24 @@ fn check_matrix(
         if read_query_field(&mut base, key, v)? {
             continue;
         }
-        let strings = |v: &Node, what: &str| -> Result<Vec<String>, Diagnostic> {
+        // Each entry must be a string written as a query's source or destination.
+        let strings = |v: &Node, what: &str, role: &str| -> Result<Vec<String>, Diagnostic> {
             let mut d = Vec::new();
             let items = seq(v, what, &mut d).ok_or_else(|| d.remove(0))?;
             items
                 .iter()
                 .map(|i| {
-                    scalar(i)
-                        .map(str::to_string)
-                        .ok_or_else(|| err(i.span, format!("{what} entries must be strings")))
+                    let text = scalar(i)
+                        .ok_or_else(|| err(i.span, format!("{what} entries must be strings")))?;
+                    check_syntax(text, role)
+                        .map_err(|e| err(i.span, format!("cannot trace: {e}")))?;
+                    Ok(text.to_string())
                 })
                 .collect()
         };
         match key {
-            "from" => from = strings(v, "`from`")?,
-            "to" => to = strings(v, "`to`")?,
+            "from" => from = strings(v, "`from`", "source")?,
+            "to" => to = strings(v, "`to`", "destination")?,
             "allow" => allow = Some(v),
             _ => {
                 return Err(
@@ -371,14 +427,17 @@ fn check_matrix(
             ),
         ));
     }
-    // Every cell's query is compiled first (the first bad cell, in order, is the error), then
-    // the verdicts come in one parallel batch; only a cell that fails its expectation is
-    // traced hop by hop, for the reason its message gives.
+    // Every cell's query is compiled first (the first malformed cell, in order, is the
+    // error; a cell the state cannot answer fails with the reason), then the verdicts come in
+    // one parallel batch; only a cell that fails its expectation is traced hop by hop, for the
+    // reason its message gives.
     struct Cell<'a> {
         want: bool,
         src: &'a str,
         dst: &'a str,
         span: Span,
+        /// Why the state cannot answer this cell's query; `None` when it was compiled.
+        unanswerable: Option<String>,
     }
     let mut cells: Vec<Cell<'_>> = Vec::new();
     let mut compiled = Vec::new();
@@ -405,22 +464,40 @@ fn check_matrix(
                 to: dst.clone(),
                 ..base.clone()
             };
-            // The errors of `compile` are those of `trace`.
-            let cq = dp
-                .compile(&q)
-                .map_err(|e| err(cell.span, format!("cannot trace {src} -> {dst}: {e}")))?;
-            compiled.push(cq);
+            // The errors of `compile` are those of `trace`: on a well-formed query (`from`
+            // and `to` were checked as they were read), about the state.
+            let unanswerable = match dp.compile(&q) {
+                Ok(cq) => {
+                    compiled.push(cq);
+                    None
+                }
+                Err(e) => Some(e),
+            };
             cells.push(Cell {
                 want,
                 src,
                 dst,
                 span: cell.span,
+                unanswerable,
             });
         }
     }
-    let verdicts = dp.verdicts(&compiled);
+    let mut verdicts = dp.verdicts(&compiled).into_iter();
     let mut out = Vec::with_capacity(cells.len());
-    for (c, v) in cells.iter().zip(verdicts) {
+    for c in &cells {
+        let name = format!("reachability {} -> {}{}", c.src, c.dst, qualifiers(&base));
+        if let Some(e) = &c.unanswerable {
+            out.push(ExpectOutcome {
+                name,
+                passed: false,
+                message: format!("cannot trace {} -> {}: {e}", c.src, c.dst),
+                span: c.span,
+            });
+            continue;
+        }
+        let v = verdicts
+            .next()
+            .expect("one verdict per compiled query, in order");
         let got = v.outcome == Outcome::Delivered;
         let message = if got == c.want {
             outcome_name(v.outcome).to_string()
@@ -430,17 +507,20 @@ fn check_matrix(
                 to: c.dst.to_string(),
                 ..base.clone()
             };
-            let t = trace(dp, state, &q)
-                .map_err(|e| err(c.span, format!("cannot trace {} -> {}: {e}", c.src, c.dst)))?;
+            // The hop-by-hop tracer resolves the query as `compile` did, so it answers too.
+            let (verdict, reason) = match trace(dp, state, &q) {
+                Ok(t) => (t.verdict, t.reason),
+                Err(e) => (v.outcome, Some(e)),
+            };
             format!(
                 "expected {}, got {}{}",
                 if c.want { "allow" } else { "deny" },
-                outcome_name(t.verdict),
-                t.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                outcome_name(verdict),
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
             )
         };
         out.push(ExpectOutcome {
-            name: format!("reachability {} -> {}", c.src, c.dst),
+            name,
             passed: got == c.want,
             message,
             span: c.span,
@@ -483,9 +563,72 @@ mod tests {
         }
     }
 
+    /// The fixture cluster with IPv6 forwarding off on node-1 and a pod that has only an
+    /// IPv4 address.
+    fn with_v4_only_pod() -> crate::Dataplane {
+        let s = fx::cluster("iptables", 34)
+            .sysctl("node-1", "net.ipv6.conf.all.forwarding", "0")
+            .pod("default", "v4-only", "node-2", &["10.244.1.9"])
+            .build();
+        crate::build_with(&s, crate::Cni::HostLocal, &fx::fabric(), None)
+    }
+
+    #[test]
+    fn traces_report_what_the_state_cannot_answer_as_failures() {
+        let dp = with_v4_only_pod();
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "a pod without an address of the family",
+                "trace: {from: default/v4-only, to: default/web-2, family: IPv6, verdict: delivered}",
+                &[
+                    "trace default/v4-only -> default/web-2 (IPv6): FAIL at 1:8: cannot trace: source: pod default/v4-only has no IPv6 address",
+                ],
+            ),
+            (
+                "a pod the state does not hold",
+                "trace: {from: default/client, to: default/web-9, verdict: delivered}",
+                &[
+                    "trace default/client -> default/web-9: FAIL at 1:8: cannot trace: destination: pod default/web-9 not found",
+                ],
+            ),
+            (
+                "a Service port the state does not hold",
+                "trace: {from: default/client, to: \"svc:default/web:grpc\", verdict: delivered}",
+                &[
+                    "trace default/client -> svc:default/web:grpc: FAIL at 1:8: cannot trace: destination: Service default/web has no port grpc",
+                ],
+            ),
+            (
+                "an answerable trace still passes",
+                "trace: {from: default/v4-only, to: default/web-2, verdict: delivered}",
+                &["trace default/v4-only -> default/web-2: pass at 1:8: delivered (10.244.1.7:80)"],
+            ),
+            (
+                "a source not written as one is malformed",
+                "trace: {from: client, to: default/web-2, verdict: delivered}",
+                &[
+                    "error 1:15: cannot trace: source: \"client\" is not a pod (ns/name), node:NAME, svc:ns/name[:port], external or an IP",
+                ],
+            ),
+            (
+                "an empty node name is malformed",
+                "trace: {from: default/client, to: \"node:\", verdict: delivered}",
+                &["error 1:35: cannot trace: destination: \"node:\" names no node"],
+            ),
+            (
+                "an unknown key is malformed",
+                "trace: {from: default/client, to: default/web-2, verdict: delivered, hops: 3}",
+                &["error 1:70: unknown key `hops` in `trace`"],
+            ),
+        ];
+        for (name, yaml, want) in cases {
+            assert_eq!(check(&dp, yaml), *want, "{name}");
+        }
+    }
+
     #[test]
     fn reachability_matrices_report_each_cell() {
-        let dp = fx::hl_no_v6_fwd();
+        let dp = with_v4_only_pod();
         let cases: &[(&str, &str, &[&str])] = &[
             (
                 "every cell as expected",
@@ -521,35 +664,65 @@ mod tests {
     - [false, true, false]
 ",
                 &[
-                    "reachability default/client -> default/web-2: FAIL at 7:8: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
-                    "reachability default/client -> default/web-1: pass at 7:14: dropped",
-                    "reachability default/client -> svc:default/empty: FAIL at 7:21: expected allow, got rejected (Service default/empty has no IPv6 endpoints (rejected by kube-proxy on node-1: \"default/empty:http has no endpoints\"))",
-                    "reachability default/web-2 -> default/web-2: FAIL at 8:8: expected deny, got delivered",
-                    "reachability default/web-2 -> default/web-1: FAIL at 8:15: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
-                    "reachability default/web-2 -> svc:default/empty: pass at 8:21: rejected",
+                    "reachability default/client -> default/web-2 (IPv6, port 8080): FAIL at 7:8: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
+                    "reachability default/client -> default/web-1 (IPv6, port 8080): pass at 7:14: dropped",
+                    "reachability default/client -> svc:default/empty (IPv6, port 8080): FAIL at 7:21: expected allow, got rejected (Service default/empty has no IPv6 endpoints (rejected by kube-proxy on node-1: \"default/empty:http has no endpoints\"))",
+                    "reachability default/web-2 -> default/web-2 (IPv6, port 8080): FAIL at 8:8: expected deny, got delivered",
+                    "reachability default/web-2 -> default/web-1 (IPv6, port 8080): FAIL at 8:15: expected allow, got dropped (IPv6 forwarding is disabled on node-1)",
+                    "reachability default/web-2 -> svc:default/empty (IPv6, port 8080): pass at 8:21: rejected",
                 ],
             ),
             (
-                "a cell that names nothing is an error at the cell",
+                "a cell naming what the state does not hold fails at the cell, with the reason",
                 "reachability:
   from: [default/client]
   to: [default/web-2, default/nope]
-  allow: [[true, true]]
+  allow: [[true, false]]
 ",
                 &[
-                    "error 4:18: cannot trace default/client -> default/nope: destination: pod default/nope not found",
+                    "reachability default/client -> default/web-2: pass at 4:12: delivered",
+                    "reachability default/client -> default/nope: FAIL at 4:18: cannot trace default/client -> default/nope: destination: pod default/nope not found",
                 ],
             ),
             (
-                "the first bad cell is reported (a name)",
+                "a cell the state cannot answer in the family fails at the cell",
+                "reachability:
+  family: IPv6
+  from: [default/v4-only, default/client]
+  to: [default/web-2]
+  allow: [[false], [false]]
+",
+                &[
+                    "reachability default/v4-only -> default/web-2 (IPv6): FAIL at 5:12: cannot trace default/v4-only -> default/web-2: source: pod default/v4-only has no IPv6 address",
+                    "reachability default/client -> default/web-2 (IPv6): pass at 5:21: dropped",
+                ],
+            ),
+            (
+                "a malformed cell is an error even after one the state cannot answer",
                 "reachability:
   from: [default/client]
   to: [default/nope, default/web-2]
   allow: [[true, maybe]]
 ",
-                &[
-                    "error 4:12: cannot trace default/client -> default/nope: destination: pod default/nope not found",
-                ],
+                &["error 4:18: a cell must be true/false or allow/deny"],
+            ),
+            (
+                "a destination not written as one is an error at the entry",
+                "reachability:
+  from: [default/client]
+  to: [default/web-2, svc:web]
+  allow: [[true, true]]
+",
+                &["error 3:23: cannot trace: destination: \"svc:web\" is not svc:ns/name[:port]"],
+            ),
+            (
+                "a Service as a source is an error at the entry",
+                "reachability:
+  from: [svc:default/web]
+  to: [default/web-2]
+  allow: [[true]]
+",
+                &["error 2:10: cannot trace: source: a Service cannot send packets"],
             ),
             (
                 "the first bad cell is reported (a boolean)",

@@ -19,7 +19,8 @@
 //! - [`reach`](mod@reach): `knetsim reach`: reachability matrices (sources × destinations, with
 //!   selectors such as `pods:NS` and `services:NS`) answered by the fast path.
 //! - [`expect`]: scenario `expect:` entries `trace:` and `reachability:` (matrices answered
-//!   by the fast path; failing cells traced for their reason).
+//!   by the fast path; failing cells traced for their reason). A malformed entry is a
+//!   Diagnostic; a well-formed query the state cannot answer is a failed outcome.
 //! - [`names`]: hashes and encodings kube-proxy and CNIs derive names from.
 //! - [`fasthash`]: a fast hasher for the lookup tables on hot paths.
 //! - [`testkit`]: building `ClusterState` values by hand, for tests.

@@ -271,15 +271,59 @@ fn pod_named<'s>(
     spec: &str,
     role: &str,
 ) -> Result<(NamespacedName, &'s knetsim_control::state::Pod), String> {
-    let pod_spec = spec.strip_prefix("pod:").unwrap_or(spec);
-    let nn = parse_nn(pod_spec).ok_or_else(|| {
-        format!("{role}: {spec:?} is not a pod (ns/name), node:NAME, svc:ns/name[:port], external or an IP")
-    })?;
+    let nn = parse_pod_spec(spec, role)?;
     let pod = state
         .pods
         .get(&nn)
         .ok_or_else(|| format!("{role}: pod {nn} not found"))?;
     Ok((nn, pod))
+}
+
+/// The name in a pod spec (`ns/name` or `pod:ns/name`).
+fn parse_pod_spec(spec: &str, role: &str) -> Result<NamespacedName, String> {
+    let pod_spec = spec.strip_prefix("pod:").unwrap_or(spec);
+    parse_nn(pod_spec).ok_or_else(|| {
+        format!("{role}: {spec:?} is not a pod (ns/name), node:NAME, svc:ns/name[:port], external or an IP")
+    })
+}
+
+/// The Service's name and the port (by name or number) of a `svc:ns/name[:port]` destination
+/// (`rest` follows `svc:`).
+fn parse_service_spec<'r>(
+    to: &str,
+    rest: &'r str,
+) -> Result<(NamespacedName, Option<&'r str>), String> {
+    let (nn_s, port_s) = match rest.matches('/').count() {
+        1 => match rest.rsplit_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (rest, None),
+        },
+        _ => (rest, None),
+    };
+    let nn =
+        parse_nn(nn_s).ok_or_else(|| format!("destination: {to:?} is not svc:ns/name[:port]"))?;
+    Ok((nn, port_s))
+}
+
+/// Checks that a query's source or destination (`role`: `source` or `destination`) is written
+/// as one — `node:NAME`, `external`, an IP, `svc:ns/name[:port]` (a destination only), or a
+/// pod `ns/name` — with [`trace`]'s messages, without looking anything up. An error here is in
+/// the query's text; an error of [`trace`] on a query that passes is about the cluster's state
+/// (a name it does not hold, an address of a family it lacks).
+pub fn check_syntax(spec: &str, role: &str) -> Result<(), String> {
+    if let Some(name) = spec.strip_prefix("node:") {
+        if name.is_empty() {
+            return Err(format!("{role}: {spec:?} names no node"));
+        }
+    } else if let Some(rest) = spec.strip_prefix("svc:") {
+        if role == "source" {
+            return Err("source: a Service cannot send packets".to_string());
+        }
+        parse_service_spec(spec, rest)?;
+    } else if spec != "external" && spec != "internet" && spec.parse::<IpAddr>().is_err() {
+        parse_pod_spec(spec, role)?;
+    }
+    Ok(())
 }
 
 /// The Service and port a `svc:ns/name[:port]` destination names (`rest` follows `svc:`;
@@ -296,15 +340,7 @@ fn service_port<'s>(
     ),
     String,
 > {
-    let (nn_s, port_s) = match rest.matches('/').count() {
-        1 => match rest.rsplit_once(':') {
-            Some((a, b)) => (a, Some(b)),
-            None => (rest, None),
-        },
-        _ => (rest, None),
-    };
-    let nn =
-        parse_nn(nn_s).ok_or_else(|| format!("destination: {to:?} is not svc:ns/name[:port]"))?;
+    let (nn, port_s) = parse_service_spec(to, rest)?;
     let svc = state
         .services
         .get(&nn)

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use knetsim_control::state::ClusterState;
 use knetsim_dataplane::{Dataplane, TraceQuery};
 use knetsim_model::Scenario;
-use knetsim_model::scenario::Expectation;
 use serde::Serialize;
 
 pub use probe::{Answer, Origin, Probe};
@@ -197,13 +196,9 @@ impl Drop for Run {
 /// The queries of the scenario's dataplane expectations, in order.
 pub fn expectation_queries(scenario: &Scenario) -> Vec<TraceQuery> {
     scenario
-        .expect
-        .iter()
-        .filter_map(|e| match &e.value {
-            Expectation::Dataplane(n) => Some(knetsim_dataplane::expect::expectation_queries(n)),
-            _ => None,
-        })
-        .flatten()
+        .dataplane_expectations()
+        .into_iter()
+        .flat_map(knetsim_dataplane::expect::expectation_queries)
         .collect()
 }
 

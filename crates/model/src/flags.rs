@@ -159,3 +159,25 @@ impl ComponentFlags {
 pub fn schema(component: Component) -> &'static [FlagDef] {
     crate::read::flag_schema(component)
 }
+
+/// One `component.flag=value` edit from the command line (`knetsim diff --set`), read against
+/// the component's flag schema exactly as a scenario's `cluster:` map is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlagEdit {
+    pub component: Component,
+    /// The flag's canonical name, without dashes.
+    pub name: String,
+    pub flag: Flag,
+}
+
+impl FlagEdit {
+    /// Sets the flag in `cluster`, replacing what the scenario set (in its map or `args:`).
+    pub fn apply(&self, cluster: &mut crate::scenario::ClusterConfig) {
+        cluster
+            .components
+            .entry(self.component)
+            .or_default()
+            .flags
+            .insert(self.name.clone(), self.flag.clone());
+    }
+}

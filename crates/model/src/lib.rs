@@ -38,7 +38,7 @@ pub mod version;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Severity};
-pub use read::{Loaded, load_manifests, load_scenario, load_scenario_str};
+pub use read::{Loaded, load_manifests, load_scenario, load_scenario_str, read_flag_edits};
 pub use scenario::Scenario;
 pub use source::{FileId, FileLoader, FsLoader, LoadError, SourceMap, Span, Spanned};
 pub use version::KubeVersion;

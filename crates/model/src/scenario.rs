@@ -27,6 +27,22 @@ pub struct Scenario {
     pub fabric: Option<Node>,
     /// The `plan:` section (targets, workload model, sweeps), read by the planner.
     pub plan: Option<Node>,
+    /// The `snapshot:` section (reachability matrices and traces a snapshot records), read
+    /// by the review crate.
+    pub snapshot: Option<Node>,
+}
+
+impl Scenario {
+    /// The `trace:` and `reachability:` expectations, which the dataplane reads itself.
+    pub fn dataplane_expectations(&self) -> Vec<&Node> {
+        self.expect
+            .iter()
+            .filter_map(|e| match &e.value {
+                Expectation::Dataplane(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// `cluster:`: one flag map per component, plus CNI and egress settings.

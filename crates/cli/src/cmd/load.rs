@@ -71,7 +71,8 @@ pub fn load_with(
     }
 }
 
-/// What the model's reader leaves to the crates that own a section.
+/// What the model's reader leaves to the crates that own a section: `fabric:` (the
+/// dataplane's), `plan:` (the planner's), `snapshot:` (the review crate's).
 fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     if let Err(d) = knetsim_dataplane::config::read_fabric(scenario.fabric.as_ref()) {
@@ -83,8 +84,46 @@ fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     if let Some(cfg) = &scenario.cluster.ip_masq_agent {
         diags.extend(knetsim_dataplane::masq::masq_agent(cfg).1);
     }
+    if let Err(d) = knetsim_review::queries::read(scenario) {
+        diags.extend(d);
+    }
     node_ips(scenario, &mut diags);
+    dataplane_expectations(scenario, &mut diags);
     diags
+}
+
+/// `trace:` and `reachability:` expectations, checked for how they are written. The
+/// dataplane's checker reports a malformed expectation as an error and one the cluster's state
+/// cannot answer (a pod that does not exist, a family it lacks) as a failed expectation; asked
+/// against a cluster with nothing in it, it therefore reports exactly the malformed ones,
+/// without simulating the scenario.
+fn dataplane_expectations(scenario: &Scenario, diags: &mut Vec<Diagnostic>) {
+    let entries = scenario.dataplane_expectations();
+    if entries.is_empty() {
+        return;
+    }
+    let empty = Scenario {
+        name: scenario.name.clone(),
+        version: scenario.version,
+        seed: scenario.seed,
+        cluster: scenario.cluster.clone(),
+        nodes: Vec::new(),
+        manifests: Vec::new(),
+        steps: Vec::new(),
+        expect: Vec::new(),
+        fabric: scenario.fabric.clone(),
+        plan: None,
+        snapshot: None,
+    };
+    let state = knetsim_control::simulate(&empty);
+    let Ok(dp) = knetsim_dataplane::build(&state, &empty) else {
+        return; // `fabric:` errors are reported by `validate` already.
+    };
+    for n in entries {
+        if let Err(d) = knetsim_dataplane::check_expectation(&dp, &state, n) {
+            diags.push(d);
+        }
+    }
 }
 
 /// What each node's kubelet would log about its `--node-ip` while it keeps running: entries

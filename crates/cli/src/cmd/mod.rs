@@ -2,12 +2,14 @@
 
 mod check;
 mod dataplane;
+mod diff;
 mod emulate;
 pub mod load;
 mod plan;
 mod reach;
 pub mod run;
-mod test;
+mod snapshot;
+pub mod test;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,7 +27,47 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             summary,
         } => run::run(&file, output, summary, out, err),
         Command::Check { files } => check::check(&files, out, err),
-        Command::Test { paths } => test::test(&paths, out, err),
+        Command::Test { paths, junit } => test::test(&paths, junit.as_deref(), out, err),
+        Command::Snapshot {
+            paths,
+            update,
+            dir,
+            rules,
+        } => snapshot::snapshot(&paths, update, dir.as_deref(), rules, out, err),
+        Command::Diff {
+            before,
+            after,
+            versions,
+            sets,
+            output,
+            rules,
+            reach,
+            to,
+            family,
+            proto,
+            port,
+        } => {
+            let extra = (!reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
+                from: reach,
+                to,
+                family: family.map(crate::cli::FamilyArg::family),
+                proto,
+                port,
+            });
+            diff::diff(
+                diff::Args {
+                    before,
+                    after,
+                    versions,
+                    sets,
+                    rules,
+                    extra,
+                },
+                output,
+                out,
+                err,
+            )
+        }
         Command::Trace {
             file,
             from,
@@ -110,5 +152,8 @@ pub fn write_diagnostics(
 ) {
     if !diags.is_empty() {
         let _ = err.write_all(diag::render(sources, diags).as_bytes());
+        if crate::github_actions() {
+            let _ = err.write_all(crate::render::github::diagnostics(sources, diags).as_bytes());
+        }
     }
 }

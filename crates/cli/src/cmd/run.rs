@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::EXIT_OK;
 use crate::cli::Output;
-use crate::render::yaml;
+use crate::render::{json, yaml};
 
 pub fn run(
     file: &Path,
@@ -24,10 +24,11 @@ pub fn run(
     let state = knetsim_control::simulate(&scenario);
     if summary {
         write(out, output, &Summary::of(&state))?;
-    } else if output == Output::Yaml {
-        write_state_yaml(out, &state)?;
     } else {
-        write(out, output, &state)?;
+        match output {
+            Output::Yaml => write_state_yaml(out, &state)?,
+            Output::Json => write_state_json(out, &state)?,
+        }
     }
     // The process exits next: freeing a limits-scale state object by object would cost a
     // fifth of the run, for memory the OS reclaims anyway.
@@ -74,6 +75,34 @@ pub fn write_state_yaml(w: &mut dyn Write, s: &ClusterState) -> anyhow::Result<(
         yaml::write_root_entry(w, "calico", c)?;
     }
     yaml::write_root_entry(w, "events", &s.events)?;
+    Ok(())
+}
+
+/// Writes the state document as pretty JSON, rendering its four large lists in parallel. The
+/// text is byte-identical to `serde_json::to_writer_pretty(&state)` and a newline (a test
+/// holds the two together), so the field order here must follow `ClusterState`'s.
+pub fn write_state_json(w: &mut dyn Write, s: &ClusterState) -> anyhow::Result<()> {
+    let mut root = json::Root::new(w);
+    root.entry("name", &s.name)?;
+    root.entry("kubernetesVersion", &s.kubernetes_version)?;
+    root.entry("seed", &s.seed)?;
+    root.entry("components", &s.components)?;
+    root.entry("network", &s.network)?;
+    root.entry("capacity", &s.capacity)?;
+    root.entry("namespaces", &s.namespaces)?;
+    root.seq_par("nodes", &s.nodes.values().collect::<Vec<_>>())?;
+    root.seq_par("services", &s.services.values().collect::<Vec<_>>())?;
+    root.seq_par(
+        "endpointSlices",
+        &s.endpoint_slices.values().collect::<Vec<_>>(),
+    )?;
+    root.seq_par("pods", &s.pods.values().map(|p| &**p).collect::<Vec<_>>())?;
+    if let Some(c) = &s.calico {
+        root.entry("calico", c)?;
+    }
+    root.entry("events", &s.events)?;
+    root.end()?;
+    w.write_all(b"\n")?;
     Ok(())
 }
 

@@ -1,12 +1,21 @@
-//! `knetsim test PATH...`: run scenarios' expectations.
+//! `knetsim test PATH... [--junit FILE]`: run scenarios' expectations.
+//!
+//! A line per scenario (PASS, FAIL with a located line per failed expectation, or INVALID
+//! after its diagnostics) and a total. With `--junit FILE` the same results are also written
+//! as JUnit XML ([`crate::render::junit`]); in a GitHub Actions job each failed expectation is
+//! also printed as a workflow command, an annotation at its line ([`crate::render::github`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
+use crate::render::{github, junit};
 use crate::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 
-/// Scenario files under `paths`, sorted, skipping `bad/` and `manifests/` directories (the
-/// bad-input corpus and files that scenarios include by `path:`).
+/// Scenario files under `paths`, sorted, skipping `bad/`, `failing/` and `manifests/`
+/// directories (the bad-input corpus, scenarios whose expectations fail on purpose, and files
+/// that scenarios include by `path:`).
 pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
@@ -27,7 +36,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for e in entries {
         let name = e.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if e.is_dir() {
-            if name != "bad" && name != "manifests" {
+            if name != "bad" && name != "failing" && name != "manifests" {
                 walk(&e, files)?;
             }
         } else if name.ends_with(".yaml") || name.ends_with(".yml") {
@@ -37,55 +46,93 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn test(
+    paths: &[PathBuf],
+    junit_file: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let files = collect(paths)?;
     let (mut passed, mut failed, mut invalid) = (0usize, 0usize, false);
+    let mut suites = Vec::new();
     for file in &files {
-        let scenario = match super::load(file, err) {
-            Ok(s) => s,
+        let shown = file.display().to_string();
+        // Diagnostics go to `err` as they always do, and into the JUnit report.
+        let mut diags = Vec::new();
+        let loaded = super::load::load_input(file, &mut diags);
+        err.write_all(&diags)?;
+        let input = match loaded {
+            Ok(i) => i,
             Err(_) => {
-                writeln!(out, "INVALID {}", file.display())?;
+                writeln!(out, "INVALID {shown}")?;
                 failed += 1;
                 invalid = true;
+                suites.push(invalid_suite(&shown, &shown, &diags));
                 continue;
             }
         };
-        let state = knetsim_control::simulate(&scenario);
+        let scenario = &input.scenario;
+        let state = knetsim_control::simulate(scenario);
         let mut outcomes = knetsim_control::expect::evaluate(&state, &scenario.expect);
-        if let Err(code) = dataplane_outcomes(file, &scenario, &state, &mut outcomes, err) {
-            writeln!(out, "INVALID {}", file.display())?;
+        let mut diags = Vec::new();
+        let dataplane = dataplane_outcomes(&input, &state, &mut outcomes, &mut diags);
+        err.write_all(&diags)?;
+        if let Err(code) = dataplane {
+            writeln!(out, "INVALID {shown}")?;
             failed += 1;
             invalid = invalid || code == EXIT_INVALID;
+            suites.push(invalid_suite(&scenario.name, &shown, &diags));
             continue;
         }
         let bad: Vec<_> = outcomes.iter().filter(|o| !o.passed).collect();
         if bad.is_empty() {
             writeln!(
                 out,
-                "PASS {} ({}, {} expectation{})",
+                "PASS {} ({shown}, {} expectation{})",
                 scenario.name,
-                file.display(),
                 outcomes.len(),
                 if outcomes.len() == 1 { "" } else { "s" }
             )?;
             passed += 1;
         } else {
-            writeln!(out, "FAIL {} ({})", scenario.name, file.display())?;
-            for o in bad {
-                writeln!(
-                    out,
-                    "  {}:{}:{}: {}: {}",
-                    file.display(),
-                    o.span.line,
-                    o.span.col,
-                    o.what,
-                    o.detail.as_deref().unwrap_or("failed")
-                )?;
+            writeln!(out, "FAIL {} ({shown})", scenario.name)?;
+            for o in &bad {
+                writeln!(out, "  {}", located(&shown, o))?;
+            }
+            if crate::github_actions() {
+                for o in &bad {
+                    let message = format!("{}: {}", o.what, reason(o));
+                    let at = Some((shown.as_str(), o.span.line, o.span.col));
+                    out.write_all(github::command("error", at, &message).as_bytes())?;
+                }
             }
             failed += 1;
         }
+        suites.push(junit::Suite {
+            name: scenario.name.clone(),
+            file: shown.clone(),
+            cases: outcomes
+                .iter()
+                .map(|o| junit::Case {
+                    name: o.what.clone(),
+                    line: Some(o.span.line),
+                    result: if o.passed {
+                        junit::CaseResult::Passed
+                    } else {
+                        junit::CaseResult::Failed {
+                            message: reason(o).to_string(),
+                            text: located(&shown, o),
+                        }
+                    },
+                })
+                .collect(),
+        });
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
+    if let Some(path) = junit_file {
+        std::fs::write(path, junit::render(&suites))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(if invalid {
         EXIT_INVALID
     } else if failed > 0 {
@@ -95,32 +142,61 @@ pub fn test(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> anyh
     })
 }
 
+/// Why an expectation failed.
+fn reason(o: &knetsim_control::expect::Outcome) -> &str {
+    o.detail.as_deref().unwrap_or("failed")
+}
+
+/// `file:line:col: what: reason`, the line `knetsim test` prints for a failed expectation.
+fn located(file: &str, o: &knetsim_control::expect::Outcome) -> String {
+    format!(
+        "{file}:{}:{}: {}: {}",
+        o.span.line,
+        o.span.col,
+        o.what,
+        reason(o)
+    )
+}
+
+/// The JUnit suite of a scenario that cannot be run: one case in error, with its diagnostics
+/// (without the workflow commands printed beside them in a GitHub Actions job).
+fn invalid_suite(name: &str, file: &str, diags: &[u8]) -> junit::Suite {
+    let text: String = String::from_utf8_lossy(diags)
+        .lines()
+        .filter(|l| !(l.starts_with("::error") || l.starts_with("::warning")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    junit::Suite {
+        name: name.to_string(),
+        file: file.to_string(),
+        cases: vec![junit::Case {
+            name: "the scenario is valid".into(),
+            line: None,
+            result: junit::CaseResult::Error {
+                message: "invalid scenario (exit status 2)".into(),
+                text,
+            },
+        }],
+    }
+}
+
 /// Evaluates `trace:` and `reachability:` expectations (the dataplane is built only when a
 /// scenario has some).
 fn dataplane_outcomes(
-    file: &Path,
-    scenario: &knetsim_model::Scenario,
+    input: &super::load::Input,
     state: &knetsim_control::ClusterState,
     outcomes: &mut Vec<knetsim_control::expect::Outcome>,
     err: &mut dyn Write,
 ) -> Result<(), i32> {
-    use knetsim_model::scenario::Expectation;
-    let nodes: Vec<&knetsim_model::yaml::Node> = scenario
-        .expect
-        .iter()
-        .filter_map(|e| match &e.value {
-            Expectation::Dataplane(n) => Some(n),
-            _ => None,
-        })
-        .collect();
+    let scenario = &input.scenario;
+    let nodes = scenario.dataplane_expectations();
     if nodes.is_empty() {
         return Ok(());
     }
-    let loaded = || knetsim_model::load_scenario(file, &knetsim_model::source::FsLoader).sources;
     let dp = match knetsim_dataplane::build(state, scenario) {
         Ok(dp) => dp,
         Err(diags) => {
-            super::write_diagnostics(&loaded(), &diags, err);
+            super::write_diagnostics(&input.sources, &diags, err);
             return Err(EXIT_INVALID);
         }
     };
@@ -143,7 +219,7 @@ fn dataplane_outcomes(
         }
     }
     if !diags.is_empty() {
-        super::write_diagnostics(&loaded(), &diags, err);
+        super::write_diagnostics(&input.sources, &diags, err);
         return Err(EXIT_INVALID);
     }
     Ok(())

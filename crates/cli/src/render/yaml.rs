@@ -82,20 +82,13 @@ pub fn write_root_entry<T: Serialize + ?Sized>(
 }
 
 /// Writes `key:` and a sequence of `items` below it, rendering the items in parallel batches
-/// (rayon) and writing them in order, so the text is exactly what the sequential writer makes
-/// whatever the thread count, and at most one batch is held in memory.
+/// (rayon, see [`super::par`]) and writing them in order, so the text is exactly what the
+/// sequential writer makes whatever the thread count, and at most one batch is held in memory.
 pub(crate) fn write_root_seq_par<T: RootItem>(
     w: &mut dyn std::io::Write,
     key: &str,
     items: &[&T],
 ) -> Result<(), Error> {
-    use rayon::prelude::*;
-    // Batches of four chunks, one chunk per task. A chunk's text is about `TARGET` bytes
-    // (its item count follows the size of the items rendered so far): small enough that the
-    // buffers stay in cache and cost no fresh memory, large enough that a task is worth
-    // its scheduling. An EndpointSlice of a large cluster is ten times the text of a pod.
-    const TARGET: usize = 1 << 17;
-    const CHUNKS: usize = 4;
     let io = |e: std::io::Error| Error(e.to_string());
     let mut head = String::new();
     if needs_quotes(key) {
@@ -109,48 +102,7 @@ pub(crate) fn write_root_seq_par<T: RootItem>(
     }
     head.push_str(":\n");
     w.write_all(head.as_bytes()).map_err(io)?;
-    // Each batch is rendered while the one before it is written: the write (a copy into the
-    // page cache, or a pipe) then costs no wall time. Two sets of buffers take turns, so
-    // after the first batches no buffer grows (each growth is a copy) and no fresh memory is
-    // faulted in.
-    let mut rendering: Vec<Slot> = std::iter::repeat_with(Slot::default).take(CHUNKS).collect();
-    let mut writing: Vec<Slot> = std::iter::repeat_with(Slot::default).take(CHUNKS).collect();
-    // Bytes per item, a guess until the first batch is rendered (a large one: the first
-    // chunks are then small).
-    let mut per_item = 4096usize;
-    // How many of `writing`'s buffers hold the previous batch.
-    let mut pending = 0;
-    let mut rest = items;
-    while !rest.is_empty() {
-        let chunk = (TARGET / per_item).clamp(8, 4096);
-        let (batch, after) = rest.split_at(rest.len().min(CHUNKS * chunk));
-        rest = after;
-        let render = |slots: &mut [Slot]| -> Result<(), Error> {
-            batch
-                .par_chunks(chunk)
-                .zip(slots.par_iter_mut())
-                .try_for_each(|(c, slot)| slot.render(c, c.len() * per_item + per_item))
-        };
-        let (rendered, written) = if pending > 0 {
-            // The sink stays on this thread (stdout's lock cannot move); the rendering goes
-            // to the pool.
-            let mut rendered = None;
-            let written = rayon::in_place_scope(|sc| {
-                sc.spawn(|_| rendered = Some(render(&mut rendering)));
-                write_slots(w, &writing[..pending])
-            });
-            (rendered.expect("the scope ran the rendering"), written)
-        } else {
-            (render(&mut rendering), Ok(()))
-        };
-        written.map_err(io)?;
-        rendered?;
-        pending = batch.len().div_ceil(chunk);
-        let bytes: usize = rendering[..pending].iter().map(|s| s.out.len()).sum();
-        per_item = (bytes / batch.len() + bytes / batch.len() / 8).max(16);
-        std::mem::swap(&mut rendering, &mut writing);
-    }
-    write_slots(w, &writing[..pending]).map_err(io)
+    super::par::write_batches::<T, Slot>(w, items)
 }
 
 /// A buffer the items of one chunk are rendered into, with the chunk's cache of shared
@@ -161,9 +113,11 @@ struct Slot {
     shared: knetsim_control::fxhash::FxHashMap<(usize, Ctx), String>,
 }
 
-impl Slot {
+impl<T: RootItem> super::par::Chunk<T> for Slot {
+    type Error = Error;
+
     /// Renders `items` as a root-level sequence's items, into a buffer of at least `capacity`.
-    fn render<T: RootItem>(&mut self, items: &[&T], capacity: usize) -> Result<(), Error> {
+    fn render(&mut self, _first: usize, items: &[&T], capacity: usize) -> Result<(), Error> {
         self.out.clear();
         self.out.reserve(capacity);
         self.shared.clear();
@@ -180,10 +134,14 @@ impl Slot {
         self.shared = ser.shared;
         result
     }
-}
 
-fn write_slots(w: &mut dyn std::io::Write, slots: &[Slot]) -> std::io::Result<()> {
-    slots.iter().try_for_each(|s| w.write_all(s.out.as_bytes()))
+    fn text(&self) -> &[u8] {
+        self.out.as_bytes()
+    }
+
+    fn io(e: std::io::Error) -> Error {
+        Error(e.to_string())
+    }
 }
 
 #[derive(Debug)]
@@ -555,7 +513,7 @@ macro_rules! scalar_uint {
 
 /// Decimal text of an integer, as `Display` writes it, without `core::fmt` (ports and
 /// counts: a limits-scale document has a million of them).
-fn push_int(out: &mut String, v: u128, negative: bool) {
+pub(super) fn push_int(out: &mut String, v: u128, negative: bool) {
     let mut buf = [0u8; 40];
     let mut i = buf.len();
     // 64-bit division where the value fits: 128-bit division is a library call.

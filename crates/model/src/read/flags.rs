@@ -1098,6 +1098,120 @@ fn read_args(
     }
 }
 
+/// Reads `component.flag=value` edits given on the command line (`knetsim diff --set`). Each
+/// argument is a source of its own, named `--set`, so that a diagnostic points at the part of
+/// it that is wrong; the value is parsed as pflag parses `--flag=value`, with the same
+/// messages and "did you mean" as a scenario's `cluster:` map.
+pub fn read_flag_edits(args: &[String]) -> super::Loaded<Vec<crate::flags::FlagEdit>> {
+    let mut cx = Ctx::new(&NoFiles);
+    let mut edits = Vec::new();
+    for arg in args {
+        let file = cx.sources.add("--set", "--set", arg.clone());
+        if let Some(e) = read_flag_edit(&mut cx, file, arg) {
+            edits.push(e);
+        }
+    }
+    cx.finish(Some(edits))
+}
+
+fn read_flag_edit(
+    cx: &mut Ctx<'_>,
+    file: crate::source::FileId,
+    text: &str,
+) -> Option<crate::flags::FlagEdit> {
+    let whole = Node {
+        kind: NodeKind::Scalar(crate::yaml::Scalar {
+            text: text.to_string(),
+            quoted: false,
+        }),
+        span: Span {
+            file,
+            start: 0,
+            end: text.len(),
+            line: 1,
+            col: 1,
+        },
+    };
+    let components = || {
+        Component::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((path, value)) = text.split_once('=') else {
+        cx.diags.push(
+            Diagnostic::error(
+                whole.span,
+                format!("expected `component.flag=value`, found `{text}`"),
+            )
+            .with_label("no `=value`")
+            .with_help("for example `kube-controller-manager.node-cidr-mask-size-ipv6=64`"),
+        );
+        return None;
+    };
+    let Some((comp, written)) = path.split_once('.') else {
+        cx.diags.push(
+            Diagnostic::error(
+                cx.sub_span(&whole, 0..path.len()),
+                format!("expected `component.flag=value`, found `{text}`"),
+            )
+            .with_label("no component before the flag name")
+            .with_help(format!("components: {}", components())),
+        );
+        return None;
+    };
+    let Some(c) = Component::from_name(comp) else {
+        let mut d = Diagnostic::error(
+            cx.sub_span(&whole, 0..comp.len()),
+            format!("unknown component `{comp}`"),
+        )
+        .with_label("not a component of `cluster:`");
+        d = match did_you_mean(comp, Component::ALL.iter().map(|c| c.name())) {
+            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+            None => d.with_help(format!("components: {}", components())),
+        };
+        cx.diags.push(d);
+        return None;
+    };
+    let flag_span = cx.sub_span(&whole, comp.len() + 1..path.len());
+    let name = normalize_name(written.trim_start_matches('-'));
+    let Some(def) = lookup(c, &name) else {
+        cx.diags.push(unknown_flag(c, written, flag_span));
+        return None;
+    };
+    let mut out = ComponentFlags::default();
+    set_flag(
+        cx,
+        c,
+        def,
+        RawValue {
+            text: value.to_string(),
+            node: None,
+            span_node: &whole,
+            offset: path.len() + 1,
+        },
+        flag_span,
+        &mut HashMap::new(),
+        &mut out,
+    );
+    let flag = out.flags.remove(def.name)?;
+    Some(crate::flags::FlagEdit {
+        component: c,
+        name: def.name.to_string(),
+        flag,
+    })
+}
+
+/// Command-line edits name no files.
+struct NoFiles;
+
+impl crate::source::FileLoader for NoFiles {
+    fn load(&self, _: &std::path::Path) -> Result<String, String> {
+        Err("a command-line edit cannot include files".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

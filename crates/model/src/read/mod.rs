@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::path::{Component as PathComponent, Path, PathBuf};
 
 pub(crate) use flags::flag_schema;
+pub use flags::read_flag_edits;
 pub(crate) use render::render_diagnostics;
 
 use crate::diag::Diagnostic;

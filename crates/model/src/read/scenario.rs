@@ -35,6 +35,7 @@ const TOP_LEVEL: &[&str] = &[
     "expect",
     "fabric",
     "plan",
+    "snapshot",
 ];
 
 pub(crate) fn read_scenario_docs(
@@ -108,6 +109,7 @@ pub(crate) fn read_scenario_docs(
     };
     let fabric = r.value("fabric").cloned();
     let plan = r.value("plan").cloned();
+    let snapshot = r.value("snapshot").cloned();
     r.allow(TOP_LEVEL);
     r.finish(&mut cx.diags);
     let scenario = Scenario {
@@ -121,6 +123,7 @@ pub(crate) fn read_scenario_docs(
         expect,
         fabric,
         plan,
+        snapshot,
     };
     cx.diags.extend(crate::limits::check(&scenario));
     Some(scenario)
