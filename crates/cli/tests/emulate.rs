@@ -232,8 +232,21 @@ fn ctrl_c_removes_everything_and_clean_removes_what_killed_runs_left() {
     }
     let out = knetsim(&["emulate", "--clean"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let temp: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     for pid in pids {
         assert_eq!(namespaces_of(pid), Vec::<String>::new());
+        // host-local's state directories go too.
+        let prefix = format!("ksim-{pid}-");
+        assert!(
+            !temp.iter().any(|n| n.starts_with(&prefix)),
+            "{pid}: {temp:?}"
+        );
     }
     let after = machine_state();
     for ((what, b), (_, a)) in before.iter().zip(&after) {

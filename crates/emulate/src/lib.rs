@@ -260,26 +260,47 @@ pub fn emulate(
     })
 }
 
-/// Removes the namespaces of runs whose process is gone (killed runs) and this process's
-/// kept ones; a run still going is left alone. Returns the names removed.
+/// Removes the namespaces (and host-local state directories) of runs whose process is gone
+/// (killed runs) and this process's kept ones; a run still going is left alone. Returns the
+/// names removed.
 pub fn clean() -> Result<Vec<String>, CannotRun> {
     check_host(None)?;
     let stale: Vec<String> = sys::namespaces_with(sys::PREFIX)
         .into_iter()
-        .filter(|n| {
-            n[sys::PREFIX.len()..]
-                .split('-')
-                .next()
-                .and_then(|p| p.parse::<u32>().ok())
-                .is_none_or(|pid| {
-                    if pid == std::process::id() {
-                        !sys::is_active(n)
-                    } else {
-                        !sys::alive(pid)
-                    }
-                })
-        })
+        .filter(|n| dead_or_done(n))
         .collect();
     sys::delete_namespaces(&stale).map_err(CannotRun)?;
-    Ok(stale)
+    // host-local's state directories of the same runs (files the plugin keeps).
+    let mut removed = stale;
+    if let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) {
+        let mut dirs: Vec<String> = dir
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(sys::PREFIX) && n.ends_with("-cni"))
+            .filter(|n| dead_or_done(n))
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            if std::fs::remove_dir_all(std::env::temp_dir().join(&d)).is_ok() {
+                removed.push(std::env::temp_dir().join(d).display().to_string());
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether a name of a run's (`ksim-<pid>-<run>-…`) belongs to a process that is gone, or to
+/// a finished or kept run of this process.
+fn dead_or_done(n: &str) -> bool {
+    n[sys::PREFIX.len()..]
+        .split('-')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_none_or(|pid| {
+            if pid == std::process::id() {
+                !sys::is_active(n)
+            } else {
+                !sys::alive(pid)
+            }
+        })
 }

@@ -242,6 +242,7 @@ pub fn register(prefix: &str) {
             let prefixes = ACTIVE.lock().map(|a| a.clone()).unwrap_or_default();
             for p in prefixes {
                 let _ = delete_namespaces(&namespaces_with(&p));
+                let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("{p}cni")));
             }
             eprintln!("knetsim emulate: interrupted; namespaces removed");
             std::process::exit(130);

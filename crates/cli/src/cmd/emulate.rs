@@ -19,7 +19,7 @@ pub fn emulate(
         match knetsim_emulate::clean() {
             Ok(removed) => writeln!(
                 err,
-                "removed {} namespace(s) left by earlier runs{}{}",
+                "removed {} leftover(s) of earlier runs (namespaces, host-local state){}{}",
                 removed.len(),
                 if removed.is_empty() { "" } else { ": " },
                 removed.join(" ")
