@@ -26,16 +26,29 @@ fn check_cidr(s: &str) {
     let parsed = parse_cidr_sloppy(s);
     match &parsed {
         Ok(p) => {
-            assert!(p.net.contains(&p.addr), "{s}: {} does not hold {}", p.net, p.addr);
+            assert!(
+                p.net.contains(&p.addr),
+                "{s}: {} does not hold {}",
+                p.net,
+                p.addr
+            );
             assert_eq!(p.net, p.net.trunc(), "{s}: network has host bits");
             let again = parse_cidr_sloppy(&p.net.to_string());
-            assert_eq!(again.map(|q| q.net), Ok(p.net), "{s}: {} does not parse back", p.net);
+            assert_eq!(
+                again.map(|q| q.net),
+                Ok(p.net),
+                "{s}: {} does not parse back",
+                p.net
+            );
             assert!(!p.net.to_string().is_empty());
         }
         Err(e) => {
             let _ = e.reason();
             if let CidrError::PrefixTooLong { prefix, max } = e {
-                assert!(*prefix > u32::from(*max), "{s}: /{prefix} refused under /{max}");
+                assert!(
+                    *prefix > u32::from(*max),
+                    "{s}: /{prefix} refused under /{max}"
+                );
             }
         }
     }
@@ -53,7 +66,11 @@ fn check_cidr(s: &str) {
     ) else {
         return;
     };
-    let Some(net) = prefix.parse::<u8>().ok().and_then(|p| IpNet::new(addr, p).ok()) else {
+    let Some(net) = prefix
+        .parse::<u8>()
+        .ok()
+        .and_then(|p| IpNet::new(addr, p).ok())
+    else {
         assert!(
             matches!(parsed, Err(CidrError::PrefixTooLong { .. })),
             "{s}: {parsed:?}"
@@ -77,6 +94,10 @@ fn check_ip(s: &str) {
         assert_eq!(parsed, Some(std), "{s}");
     }
     if let Some(ip) = parsed {
-        assert_eq!(parse_ip_sloppy(&ip.to_string()), Some(ip), "{s}: {ip} does not parse back");
+        assert_eq!(
+            parse_ip_sloppy(&ip.to_string()),
+            Some(ip),
+            "{s}: {ip} does not parse back"
+        );
     }
 }

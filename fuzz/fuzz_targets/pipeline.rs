@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     let dp = match knetsim_dataplane::build(Arc::clone(&state), scenario) {
         Ok(dp) => dp,
         Err(diags) => {
-            assert!(diags.iter().any(|d| d.is_error()), "build failed without an error");
+            assert!(
+                diags.iter().any(|d| d.is_error()),
+                "build failed without an error"
+            );
             common::check_diagnostics(&loaded.sources, &diags);
             return;
         }

@@ -150,7 +150,11 @@ fn with_included_files(text: &str, all: &[(PathBuf, String)]) -> String {
     let mut out = text.to_string();
     let mut done = BTreeSet::new();
     for line in text.lines() {
-        let Some(value) = line.trim_start().trim_start_matches("- ").strip_prefix("path:") else {
+        let Some(value) = line
+            .trim_start()
+            .trim_start_matches("- ")
+            .strip_prefix("path:")
+        else {
             continue;
         };
         let value = value.trim().trim_matches(['"', '\'', '}', ' ']);
@@ -270,7 +274,9 @@ fn cidr_tokens(text: &str) -> String {
         let tok = tok.trim_end_matches(':');
         let looks = tok.chars().any(|c| c.is_ascii_digit())
             && (tok.contains('.') || tok.contains("::") || tok.contains('/'))
-            && tok.chars().all(|c| c.is_ascii_hexdigit() || ".:/".contains(c));
+            && tok
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || ".:/".contains(c));
         if looks && seen.insert(tok) {
             let _ = writeln!(out, "{tok}");
         }
@@ -306,8 +312,25 @@ fn dictionary(texts: &[(PathBuf, String)]) -> Result<String, String> {
         }
     }
     for p in [
-        "---", "...", "&a ", "*a", "<<: ", "!!str ", "!!int ", "|\n", ">-\n", "{}", "[]", "~",
-        "null", "true", "false", "\n#@file ", "::ffff:", "/64", "/16",
+        "---",
+        "...",
+        "&a ",
+        "*a",
+        "<<: ",
+        "!!str ",
+        "!!int ",
+        "|\n",
+        ">-\n",
+        "{}",
+        "[]",
+        "~",
+        "null",
+        "true",
+        "false",
+        "\n#@file ",
+        "::ffff:",
+        "/64",
+        "/16",
     ] {
         words.insert(p.to_string());
     }

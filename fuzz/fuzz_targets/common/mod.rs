@@ -60,11 +60,7 @@ pub fn check_diagnostics(sources: &SourceMap, diags: &[Diagnostic]) {
     let files = sources.files().count();
     for d in diags {
         let Some(span) = d.span else {
-            assert!(
-                !d.is_error(),
-                "error without a location: {:?}",
-                d.message
-            );
+            assert!(!d.is_error(), "error without a location: {:?}", d.message);
             continue;
         };
         assert!(
@@ -89,7 +85,11 @@ pub fn check_diagnostics(sources: &SourceMap, diags: &[Diagnostic]) {
             span.end,
             d.message
         );
-        assert!(span.line >= 1 && span.col >= 1, "line/column 0: {:?}", d.message);
+        assert!(
+            span.line >= 1 && span.col >= 1,
+            "line/column 0: {:?}",
+            d.message
+        );
     }
     let rendered = knetsim_model::diag::render(sources, diags);
     assert!(diags.is_empty() || !rendered.is_empty());
