@@ -82,7 +82,15 @@ pub fn smoke(seconds: u64) -> Result<(), String> {
         let corpus = format!("fuzz/corpus/{target}");
         let regressions = format!("fuzz/regressions/{target}");
         let time = format!("-max_total_time={seconds}");
+        // libFuzzer's own timeout (one input running 60 s) writes the input and exits from a
+        // signal handler, which can deadlock in the allocator without a sanitizer's: `timeout`
+        // bounds the whole run as well, and kills the process group if it comes to that.
+        let wall = (seconds * 3 + 120).to_string();
         let mut args = vec![
+            "-k",
+            "10",
+            &wall,
+            "cargo",
             "fuzz",
             "run",
             "--sanitizer",
@@ -95,11 +103,11 @@ pub fn smoke(seconds: u64) -> Result<(), String> {
         if Path::new(&regressions).is_dir() {
             args.push(&regressions);
         }
-        args.extend(["--", &time, "-timeout=10", "-rss_limit_mb=2048"]);
+        args.extend(["--", &time, "-timeout=60", "-rss_limit_mb=2048"]);
         if *target != "cidr" {
             args.push("-dict=fuzz/corpus/scenario.dict");
         }
-        crate::run("cargo", &args)?;
+        crate::run("timeout", &args).map_err(|e| format!("fuzz target {target}: {e}"))?;
     }
     Ok(())
 }
