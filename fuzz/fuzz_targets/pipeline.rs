@@ -62,10 +62,10 @@ fuzz_target!(|data: &[u8]| {
 
     // test: dataplane expectations.
     for e in &scenario.expect {
-        if let knetsim_model::scenario::Expectation::Dataplane(n) = &e.value {
-            if let Err(d) = knetsim_dataplane::check_expectation(&dp, &state, n) {
-                common::check_diagnostics(&loaded.sources, std::slice::from_ref(&d));
-            }
+        if let knetsim_model::scenario::Expectation::Dataplane(n) = &e.value
+            && let Err(d) = knetsim_dataplane::check_expectation(&dp, &state, n)
+        {
+            common::check_diagnostics(&loaded.sources, std::slice::from_ref(&d));
         }
     }
 
