@@ -1,8 +1,11 @@
 //! CIDR and IP parsing (`knetsim_model::cidr`, Kubernetes' `ParseCIDRSloppy` /
-//! `ParseIPSloppy`), one candidate a line, checked against the standard library's parser and
-//! against itself: a parsed CIDR contains its address, prints as a CIDR that parses back to
-//! itself, and every CIDR whose address the standard library accepts is accepted with the
-//! same network.
+//! `ParseIPSloppy`), one candidate a line, checked against a reference and against itself.
+//!
+//! The reference: Go 1.16's parser (which Kubernetes forked) differs from Rust's strict one
+//! only in allowing leading zeros, in IPv4 octets (read as decimal) and in IPv6 groups; so an
+//! address is what the standard library makes of it once the leading zeros of every octet and
+//! group are dropped (`drop_leading_zeros`). A parsed CIDR must also contain its address and
+//! print as a CIDR that parses back to itself.
 
 #![no_main]
 
@@ -52,18 +55,19 @@ fn check_cidr(s: &str) {
             }
         }
     }
-    // Every CIDR whose address the standard library parses (strict: no leading zeros in IPv4,
-    // at most four hex digits a group, `::` standing for at least one group; `ipnet`'s own
-    // parser is laxer than both std and Go) and whose prefix is decimal and in range is one
-    // Kubernetes accepts, to the same network, except the IPv4-mapped IPv6 ones knetsim
-    // refuses.
+    // The reference: a decimal prefix within the family's width over the reference address is
+    // the masked network, except the IPv4-mapped IPv6 ones knetsim refuses.
     let Some((addr, prefix)) = s.split_once('/') else {
         return;
     };
-    let (Ok(addr), true) = (
-        addr.parse::<IpAddr>(),
+    let (Some(addr), true) = (
+        reference_ip(addr),
         !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()),
     ) else {
+        assert!(
+            parsed.is_err(),
+            "{s}: {parsed:?} where the reference refuses it"
+        );
         return;
     };
     let Some(net) = prefix
@@ -88,11 +92,40 @@ fn check_cidr(s: &str) {
     }
 }
 
+/// `s` with the leading zeros of each IPv4 octet and IPv6 group dropped (one zero is kept), or
+/// `None` when it holds anything but hex digits, `.` and `:` (Go's parser refuses those too:
+/// no zones, no spaces).
+fn drop_leading_zeros(s: &str) -> Option<String> {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+    {
+        return None;
+    }
+    let strip = |p: &str| -> String {
+        let t = p.trim_start_matches('0');
+        if t.is_empty() && !p.is_empty() {
+            "0".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    Some(
+        s.split(':')
+            .map(|g| g.split('.').map(strip).collect::<Vec<_>>().join("."))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// What Kubernetes' ParseIPSloppy makes of `s`, by way of the standard library.
+fn reference_ip(s: &str) -> Option<IpAddr> {
+    drop_leading_zeros(s)?.parse::<IpAddr>().ok()
+}
+
 fn check_ip(s: &str) {
     let parsed = parse_ip_sloppy(s);
-    if let Ok(std) = s.parse::<IpAddr>() {
-        assert_eq!(parsed, Some(std), "{s}");
-    }
+    assert_eq!(parsed, reference_ip(s), "{s}");
     if let Some(ip) = parsed {
         assert_eq!(
             parse_ip_sloppy(&ip.to_string()),
