@@ -6,8 +6,14 @@
 //!   namespace of its own.
 //! - `ci`: formatting, clippy with warnings denied, then `test` (what `.ci/run` runs).
 //! - `bench`: the criterion benchmarks.
+//! - `fuzz-corpus`: the fuzz targets' seed corpus and dictionary, generated from `scenarios/`
+//!   into `fuzz/corpus/` (module `fuzz`).
+//! - `fuzz-smoke [SECONDS]`: builds every fuzz target with `cargo fuzz --sanitizer none` (stable
+//!   toolchain) and runs each for SECONDS (default 20) on that corpus; what `.ci/run` runs.
 //!
 //! xtask has no dependencies on purpose: it only runs commands.
+
+mod fuzz;
 
 use std::process::{Command, ExitCode};
 
@@ -17,8 +23,14 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => run("cargo", &["bench", "-p", "knetsim-benches"]),
+        Some("fuzz-corpus") => fuzz::corpus().map(|n| eprintln!("xtask: {n} seed inputs")),
+        Some("fuzz-smoke") => match args.get(1).map(|s| s.parse::<u64>()) {
+            None => fuzz::smoke(20),
+            Some(Ok(seconds)) => fuzz::smoke(seconds),
+            Some(Err(e)) => Err(format!("fuzz-smoke SECONDS: {e}")),
+        },
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench>");
+            eprintln!("usage: cargo xtask <test|ci|bench|fuzz-corpus|fuzz-smoke [SECONDS]>");
             return ExitCode::from(2);
         }
     };

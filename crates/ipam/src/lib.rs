@@ -19,12 +19,16 @@
 //!   reserved address).
 //! - [`calico`]: Calico IPAM: pools, blocks, block affinity, borrowing, `strictAffinity`,
 //!   `maxBlocksPerHost`, and the Calico defaults.
+//! - `proptests` (tests only): property tests of the interval set and every allocator against
+//!   simple reference models (allocation/release round-trips, no overlaps, the same choices).
 
 pub mod calico;
 pub mod cidrset;
 pub mod family;
 pub mod host_local;
 mod intervals;
+#[cfg(test)]
+mod proptests;
 pub mod range_allocator;
 pub mod rng;
 pub mod service_ip;

@@ -115,25 +115,133 @@ pub fn parse_cidr_sloppy(s: &str) -> Result<ParsedCidr, CidrError> {
     }
 }
 
-/// Parses an IP like `netutils.ParseIPSloppy`: IPv4 octets may have leading zeros (decimal);
-/// IPv6 as usual (zones are not allowed).
+/// Parses an IP like `netutils.ParseIPSloppy`, the Go 1.16 `net.ParseIP` that Kubernetes forked
+/// (`k8s.io/utils/internal/third_party/forked/golang/net/ip.go`): IPv4 octets may have leading
+/// zeros (read as decimal), in an IPv4 address and in the IPv4 tail of an IPv6 one
+/// (`::ffff:127.001.002.003`); an IPv6 group may have leading zeros beyond four digits
+/// (`0:0:0:0:000000:ffff:127.1.2.3`) as long as its value fits 16 bits. Zones are not allowed.
+/// Rust's own parsers refuse both, so this is a port of Go's.
 pub fn parse_ip_sloppy(s: &str) -> Option<IpAddr> {
-    if s.contains(':') {
-        return s.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
+    // Go's ParseIP decides the family by the first `.` or `:`.
+    match s.bytes().find(|&b| b == b'.' || b == b':')? {
+        b'.' => parse_ipv4(s.as_bytes()).map(|o| IpAddr::V4(Ipv4Addr::from(o))),
+        _ => parse_ipv6(s.as_bytes()).map(|o| IpAddr::V6(Ipv6Addr::from(o))),
     }
-    let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for o in &mut octets {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 8 || !p.bytes().all(|b| b.is_ascii_digit()) {
+}
+
+/// Go's `big`: `dtoi` and `xtoi` give up once a number reaches it.
+const GO_BIG: u32 = 0xFF_FFFF;
+
+/// Go's `dtoi`: a decimal number at the start of `s`, and how many bytes it took.
+fn dtoi(s: &[u8]) -> Option<(u32, usize)> {
+    let mut n: u32 = 0;
+    let mut i = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        n = n * 10 + u32::from(s[i] - b'0');
+        if n >= GO_BIG {
             return None;
         }
-        *o = p.parse::<u32>().ok().filter(|v| *v <= 255)? as u8;
+        i += 1;
     }
-    if parts.next().is_some() {
+    (i > 0).then_some((n, i))
+}
+
+/// Go's `xtoi`: a hexadecimal number at the start of `s`, and how many bytes it took.
+fn xtoi(s: &[u8]) -> Option<(u32, usize)> {
+    let mut n: u32 = 0;
+    let mut i = 0;
+    while i < s.len() {
+        let Some(d) = char::from(s[i]).to_digit(16) else {
+            break;
+        };
+        n = n * 16 + d;
+        if n >= GO_BIG {
+            return None;
+        }
+        i += 1;
+    }
+    (i > 0).then_some((n, i))
+}
+
+/// The forked `parseIPv4`: four decimal octets, leading zeros allowed.
+fn parse_ipv4(mut s: &[u8]) -> Option<[u8; 4]> {
+    let mut p = [0u8; 4];
+    for (i, octet) in p.iter_mut().enumerate() {
+        if i > 0 {
+            s = s.strip_prefix(b".")?;
+        }
+        let (n, c) = dtoi(s)?;
+        *octet = u8::try_from(n).ok()?;
+        s = &s[c..];
+    }
+    s.is_empty().then_some(p)
+}
+
+/// The forked `parseIPv6`: groups of hex digits, one `::` standing for at least one zero
+/// group, and an optional IPv4 tail in the last 32 bits.
+fn parse_ipv6(mut s: &[u8]) -> Option<[u8; 16]> {
+    let mut ip = [0u8; 16];
+    let mut ellipsis: Option<usize> = None;
+    if let Some(rest) = s.strip_prefix(b"::") {
+        ellipsis = Some(0);
+        s = rest;
+        if s.is_empty() {
+            return Some(ip);
+        }
+    }
+    let mut i = 0;
+    while i < 16 {
+        let (n, c) = xtoi(s)?;
+        if n > 0xFFFF {
+            return None;
+        }
+        if s.get(c) == Some(&b'.') {
+            // An IPv4 tail: only as the last 32 bits, or anywhere an ellipsis can make room.
+            if (ellipsis.is_none() && i != 12) || i + 4 > 16 {
+                return None;
+            }
+            ip[i..i + 4].copy_from_slice(&parse_ipv4(s)?);
+            s = &[];
+            i += 4;
+            break;
+        }
+        ip[i] = (n >> 8) as u8;
+        ip[i + 1] = n as u8;
+        i += 2;
+        s = &s[c..];
+        if s.is_empty() {
+            break;
+        }
+        if s[0] != b':' || s.len() == 1 {
+            return None;
+        }
+        s = &s[1..];
+        if s[0] == b':' {
+            if ellipsis.is_some() {
+                return None;
+            }
+            ellipsis = Some(i);
+            s = &s[1..];
+            if s.is_empty() {
+                break;
+            }
+        }
+    }
+    if !s.is_empty() {
         return None;
     }
-    Some(IpAddr::V4(Ipv4Addr::from(octets)))
+    match ellipsis {
+        Some(e) if i < 16 => {
+            let n = 16 - i;
+            ip.copy_within(e..i, e + n);
+            ip[e..e + n].fill(0);
+        }
+        None if i < 16 => return None,
+        // The ellipsis must stand for at least one zero group.
+        Some(_) => return None,
+        None => {}
+    }
+    Some(ip)
 }
 
 #[cfg(test)]
@@ -158,6 +266,16 @@ mod tests {
             ("fc00::8:0:1/94", "fc00::8:0:0/94", true),
             ("2001:db8::/128", "2001:db8::/128", false),
             ("10.0.0.0/08", "10.0.0.0/8", false),
+            // The forked Go 1.16 parser: leading zeros in an IPv6 address's IPv4 tail and in
+            // its groups (found by the `cidr` fuzz target; cases from upstream's ip_test.go).
+            (
+                "fc00::8:0:092.168.80.0/120",
+                "fc00::8:0:5ca8:5000/120",
+                false,
+            ),
+            ("fd00:1:60::9.96.0.00/112", "fd00:1:60::960:0/112", false),
+            ("0:0:0:0:00000a:0:0:1/80", "0:0:0:0:a::/80", true),
+            ("000000010.0.0.0/8", "10.0.0.0/8", false),
         ];
         for (input, want, host_bits) in ok {
             let got = parse_cidr_sloppy(input).unwrap_or_else(|e| panic!("{input}: {e:?}"));
@@ -184,6 +302,21 @@ mod tests {
             ("10.0.0.256/8", CidrError::BadAddress("10.0.0.256".into())),
             (" 10.0.0.0/8", CidrError::BadAddress(" 10.0.0.0".into())),
             ("10.0.0/8", CidrError::BadAddress("10.0.0".into())),
+            // `::` must stand for at least one zero group; a group must fit 16 bits.
+            (
+                "1:2:3:4:5:6:7::8/64",
+                CidrError::BadAddress("1:2:3:4:5:6:7::8".into()),
+            ),
+            ("1::10000/64", CidrError::BadAddress("1::10000".into())),
+            ("1::2::3/64", CidrError::BadAddress("1::2::3".into())),
+            (
+                "1:2:3:4:5:6:7:8:9/64",
+                CidrError::BadAddress("1:2:3:4:5:6:7:8:9".into()),
+            ),
+            (
+                "1:2:3:4:5:6:1.2.3.4:5/64",
+                CidrError::BadAddress("1:2:3:4:5:6:1.2.3.4:5".into()),
+            ),
             ("10.0.0.0/x", CidrError::BadPrefix("x".into())),
             ("10.0.0.0/", CidrError::BadPrefix("".into())),
             ("10.0.0.0/-1", CidrError::BadPrefix("-1".into())),
@@ -215,6 +348,50 @@ mod tests {
         ];
         for (input, want) in bad {
             assert_eq!(parse_cidr_sloppy(input), Err(want), "{input}");
+        }
+    }
+
+    /// Upstream's `parseIPTests` (forked `ip_test.go`), the IPv4-mapped ones as the mapped
+    /// IPv6 address Go keeps in 16 bytes.
+    #[test]
+    fn parses_ips_like_the_forked_go_parser() {
+        let mapped = |a: [u8; 4]| Some(IpAddr::V6(Ipv4Addr::from(a).to_ipv6_mapped()));
+        let cases: [(&str, Option<IpAddr>); 21] = [
+            ("127.0.1.2", Some(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 2)))),
+            (
+                "127.001.002.003",
+                Some(IpAddr::V4(Ipv4Addr::new(127, 1, 2, 3))),
+            ),
+            (
+                "127.010.020.030",
+                Some(IpAddr::V4(Ipv4Addr::new(127, 10, 20, 30))),
+            ),
+            ("::ffff:127.1.2.3", mapped([127, 1, 2, 3])),
+            ("::ffff:127.001.002.003", mapped([127, 1, 2, 3])),
+            ("::ffff:127.007.008.009", mapped([127, 7, 8, 9])),
+            ("::ffff:7f01:0203", mapped([127, 1, 2, 3])),
+            ("0:0:0:0:0000:ffff:127.1.2.3", mapped([127, 1, 2, 3])),
+            ("0:0:0:0:000000:ffff:127.1.2.3", mapped([127, 1, 2, 3])),
+            ("0:0:0:0::ffff:127.1.2.3", mapped([127, 1, 2, 3])),
+            (
+                "2001:4860:0000:2001:0000:0000:0000:0068",
+                Some(IpAddr::V6(Ipv6Addr::new(
+                    0x2001, 0x4860, 0, 0x2001, 0, 0, 0, 0x68,
+                ))),
+            ),
+            ("::", Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED))),
+            ("-0.0.0.0", None),
+            ("0.-1.0.0", None),
+            ("127.0.0.256", None),
+            ("abc", None),
+            ("123:", None),
+            ("fe80::1%lo0", None),
+            ("fe80::1%911", None),
+            ("", None),
+            ("a1:a2:a3:a4::b1:b2:b3:b4", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_ip_sloppy(input), want, "{input}");
         }
     }
 

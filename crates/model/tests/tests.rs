@@ -1,5 +1,6 @@
 //! Integration tests of the reader: the bad-input corpus (`scenarios/bad/`, snapshotted into
-//! `snapshots/bad/`), good scenarios read into the expected model, flag merging, and scale.
+//! `snapshots/bad/`), good scenarios read into the expected model, flag merging, scale, and
+//! property tests of CIDR parsing (`cidr_props`).
 //!
 //! One test binary for the crate (one link step).
 
@@ -10,6 +11,8 @@ use knetsim_model::flags::{Component, FlagValue};
 use knetsim_model::objects::{Object, TargetPort, WorkloadKind};
 use knetsim_model::scenario::{CniConfig, Expectation, Step};
 use knetsim_model::{FileLoader, KubeVersion, Loaded, Scenario, Severity, load_scenario_str};
+
+mod cidr_props;
 
 /// The workspace root: tests name files relative to it, as a user running `knetsim` there would.
 fn root() -> PathBuf {
