@@ -197,6 +197,22 @@ pub enum Command {
         clean: bool,
         #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
         output: TextOrJson,
+        /// Also probe every cell of this reachability matrix: sources as `reach --from` takes
+        /// them.
+        #[arg(long, value_delimiter = ',', requires = "to")]
+        reach: Vec<String>,
+        /// The matrix's destinations, as `reach --to` takes them.
+        #[arg(long, value_delimiter = ',', requires = "reach")]
+        to: Vec<String>,
+        /// The matrix's family (default: each destination's).
+        #[arg(long, value_enum)]
+        family: Option<FamilyArg>,
+        /// The matrix's protocol.
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        /// The matrix's port (default: a Service's own port, else 80).
+        #[arg(long)]
+        port: Option<u16>,
     },
     /// Capacity: what the CIDR and mask choices hold per family and version, under growth and
     /// churn, and across a sweep of alternatives.

@@ -225,15 +225,10 @@ fn expand(
     Ok(out)
 }
 
-/// Rows of cells compiled and answered together: enough for both threads to share, few
-/// enough that queries do not pile up.
-const CHUNK_CELLS: usize = 1 << 16;
-
-/// Builds the matrix. `Err` (with `trace`'s messages for names) when an item names
-/// nothing, a selector matches nothing, the protocol is unknown, or the matrix would have
-/// more than [`MAX_CELLS`] cells.
-pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
-    let state = dp.state();
+/// The rows and columns of a matrix, selectors expanded, and its protocol. `Err` when an item
+/// names nothing, a selector matches nothing, the protocol is unknown, or the matrix would
+/// have more than [`MAX_CELLS`] cells.
+fn axes(state: &ClusterState, q: &ReachQuery) -> Result<(Vec<String>, Vec<String>, Proto), String> {
     let proto_s = if q.proto.is_empty() { "tcp" } else { &q.proto };
     let proto = Proto::parse(proto_s).ok_or_else(|| format!("unknown protocol {proto_s:?}"))?;
     let mut from = Vec::new();
@@ -255,9 +250,39 @@ pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
             to.len()
         ));
     }
+    Ok((from, to, proto))
+}
+
+/// The cells of a matrix as trace queries, row by row (for `knetsim emulate --reach`, which
+/// sends a real packet for each). The same expansion, checks and messages as [`reach`].
+pub fn cell_queries(dp: &Dataplane, q: &ReachQuery) -> Result<Vec<crate::TraceQuery>, String> {
+    let (from, to, proto) = axes(dp.state(), q)?;
+    Ok(from
+        .iter()
+        .flat_map(|f| {
+            to.iter().map(move |t| crate::TraceQuery {
+                from: f.clone(),
+                to: t.clone(),
+                family: q.family,
+                proto: proto.as_str().to_string(),
+                port: q.port,
+            })
+        })
+        .collect())
+}
+
+/// Rows of cells compiled and answered together: enough for both threads to share, few
+/// enough that queries do not pile up.
+const CHUNK_CELLS: usize = 1 << 16;
+
+/// Builds the matrix. `Err` (with `trace`'s messages for names) when an item names
+/// nothing, a selector matches nothing, the protocol is unknown, or the matrix would have
+/// more than [`MAX_CELLS`] cells.
+pub fn reach(dp: &Dataplane, q: &ReachQuery) -> Result<Matrix, String> {
+    let (from, to, proto) = axes(dp.state(), q)?;
     // Each destination is resolved once, each source once per row (and family).
     let grid = dp.query_grid(&to, q.family, proto.as_str(), q.port);
-    let mut flat: Vec<Cell> = Vec::with_capacity(n);
+    let mut flat: Vec<Cell> = Vec::with_capacity(from.len() * to.len());
     let rows_per_chunk = (CHUNK_CELLS / to.len()).max(1);
     for rows in from.chunks(rows_per_chunk) {
         // Compiled in parallel, row by row, and answered in one batch.

@@ -630,6 +630,30 @@ impl Walk<'_> {
                 ));
                 (node, Origin::Host)
             }
+            // A host outside the cluster sending to its own address delivers it locally: the
+            // packet never reaches the router (emulation showed `external -> external`).
+            _ if to.ip == from.place.ip => {
+                let dest = crate::proxy::model::join_host_port(to.ip, self.port);
+                let deliver = hop(
+                    from.place.name.clone(),
+                    "deliver",
+                    format!("{dest} is the sender's own address: delivered locally"),
+                );
+                hops.push(deliver.clone());
+                trace.hops = hops;
+                trace.paths.push(PathResult {
+                    destination: dest.clone(),
+                    pod: None,
+                    outcome: Outcome::Delivered,
+                    reason: None,
+                    seen_source: from.place.ip,
+                    hops: vec![deliver],
+                    reply: Vec::new(),
+                });
+                trace.verdict = Outcome::Delivered;
+                trace.endpoints = vec![dest];
+                return trace;
+            }
             _ => match self.external_ingress(&to, &mut hops) {
                 Ok(node) => (node, Origin::Wire),
                 Err(reason) => {

@@ -1509,6 +1509,17 @@ impl Eval<'_> {
         let q = self.q;
         let r = &self.r;
         let (ingress, origin) = match q.start {
+            // An outside host's packet to its own address is delivered on that host (as the
+            // detailed trace says); an unscheduled pod has no address to send from.
+            Start::Nowhere if q.dst == q.src => {
+                reached(q.dst, q.port);
+                return Verdict {
+                    outcome: Outcome::Delivered,
+                    paths: 1,
+                    delivered: 1,
+                    masqueraded: false,
+                };
+            }
             Start::Nowhere => return Verdict::blocked(Outcome::Dropped),
             Start::At(n, o) => (n, o),
         };

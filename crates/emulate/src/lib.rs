@@ -45,6 +45,8 @@ pub struct Options {
     pub workers: usize,
     /// Wire pods with the real CNI plugins where the scenario's CNI has one here.
     pub cni_plugins: bool,
+    /// More probes, probed before the standard set: the cells of a `--reach` matrix.
+    pub extra: Vec<TraceQuery>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             timeout: Duration::from_millis(1500),
             workers: 32,
             cni_plugins: true,
+            extra: Vec::new(),
         }
     }
 }
@@ -216,6 +219,7 @@ pub fn emulate(
         .into_iter()
         .map(|q| (Origin::Expect, q))
         .collect();
+    queries.extend(opts.extra.iter().cloned().map(|q| (Origin::Matrix, q)));
     queries.extend(
         probe::standard(dp, state)
             .into_iter()

@@ -31,6 +31,8 @@ use crate::topology::Topology;
 pub enum Origin {
     /// A `trace:` or `reachability:` entry of the scenario.
     Expect,
+    /// A cell of the `--reach FROM --to TO` matrix of the command line.
+    Matrix,
     /// The standard set.
     Standard,
 }

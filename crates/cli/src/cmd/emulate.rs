@@ -11,6 +11,7 @@ pub fn emulate(
     file: Option<&Path>,
     keep: bool,
     clean: bool,
+    matrix: Option<knetsim_dataplane::ReachQuery>,
     output: TextOrJson,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -43,8 +44,21 @@ pub fn emulate(
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    // The matrix's cells, expanded as `knetsim reach` expands them (and refused with its
+    // messages) before anything is built.
+    let extra = match &matrix {
+        Some(q) => match knetsim_dataplane::reach::cell_queries(&dp, q) {
+            Ok(cells) => cells,
+            Err(e) => {
+                writeln!(err, "error: {e}")?;
+                return Ok(EXIT_INVALID);
+            }
+        },
+        None => Vec::new(),
+    };
     let opts = knetsim_emulate::Options {
         keep,
+        extra,
         ..Default::default()
     };
     let report = match knetsim_emulate::emulate(&dp, &state, &input.scenario, &opts) {

@@ -112,7 +112,21 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             keep,
             clean,
             output,
-        } => emulate::emulate(file.as_deref(), keep, clean, output, out, err),
+            reach,
+            to,
+            family,
+            proto,
+            port,
+        } => {
+            let matrix = (!reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
+                from: reach,
+                to,
+                family: family.map(crate::cli::FamilyArg::family),
+                proto,
+                port,
+            });
+            emulate::emulate(file.as_deref(), keep, clean, matrix, output, out, err)
+        }
         Command::Plan {
             file,
             output,
