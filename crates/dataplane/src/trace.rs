@@ -107,6 +107,34 @@ pub struct Trace {
     pub reason: Option<String>,
 }
 
+/// The trace of a packet its sender addresses to itself: delivered where it was sent, before
+/// any node, rule or router sees it (a pod through its `lo`, an outside host locally).
+fn delivered_to_itself(
+    mut trace: Trace,
+    mut hops: Vec<Hop>,
+    at: String,
+    dest: String,
+    why: String,
+    pod: Option<String>,
+    src: IpAddr,
+) -> Trace {
+    let deliver = hop(at, "deliver", why);
+    hops.push(deliver.clone());
+    trace.hops = hops;
+    trace.paths.push(PathResult {
+        destination: dest.clone(),
+        pod,
+        outcome: Outcome::Delivered,
+        reason: None,
+        seen_source: src,
+        hops: vec![deliver],
+        reply: Vec::new(),
+    });
+    trace.verdict = Outcome::Delivered;
+    trace.endpoints = vec![dest];
+    trace
+}
+
 fn hop(at: impl Into<String>, kind: &'static str, text: impl Into<String>) -> Hop {
     Hop {
         at: at.into(),
@@ -634,25 +662,9 @@ impl Walk<'_> {
             // packet never reaches the router (emulation showed `external -> external`).
             _ if to.ip == from.place.ip => {
                 let dest = crate::proxy::model::join_host_port(to.ip, self.port);
-                let deliver = hop(
-                    from.place.name.clone(),
-                    "deliver",
-                    format!("{dest} is the sender's own address: delivered locally"),
-                );
-                hops.push(deliver.clone());
-                trace.hops = hops;
-                trace.paths.push(PathResult {
-                    destination: dest.clone(),
-                    pod: None,
-                    outcome: Outcome::Delivered,
-                    reason: None,
-                    seen_source: from.place.ip,
-                    hops: vec![deliver],
-                    reply: Vec::new(),
-                });
-                trace.verdict = Outcome::Delivered;
-                trace.endpoints = vec![dest];
-                return trace;
+                let why = format!("{dest} is the sender's own address: delivered locally");
+                let at = from.place.name.clone();
+                return delivered_to_itself(trace, hops, at, dest, why, None, from.place.ip);
             }
             _ => match self.external_ingress(&to, &mut hops) {
                 Ok(node) => (node, Origin::Wire),
@@ -669,25 +681,10 @@ impl Walk<'_> {
         // it never leaves the pod's network namespace and no node or rule sees it.
         if origin == Origin::LocalPod && to.ip == from.place.ip {
             let dest = crate::proxy::model::join_host_port(to.ip, self.port);
-            let deliver = hop(
-                format!("pod {}", from.place.name),
-                "deliver",
-                format!("{dest} is the pod's own address: delivered through its lo"),
-            );
-            hops.push(deliver.clone());
-            trace.hops = hops;
-            trace.paths.push(PathResult {
-                destination: dest.clone(),
-                pod: from.pod.as_ref().map(|p| p.to_string()),
-                outcome: Outcome::Delivered,
-                reason: None,
-                seen_source: from.place.ip,
-                hops: vec![deliver],
-                reply: Vec::new(),
-            });
-            trace.verdict = Outcome::Delivered;
-            trace.endpoints = vec![dest];
-            return trace;
+            let why = format!("{dest} is the pod's own address: delivered through its lo");
+            let at = format!("pod {}", from.place.name);
+            let pod = from.pod.as_ref().map(|p| p.to_string());
+            return delivered_to_itself(trace, hops, at, dest, why, pod, from.place.ip);
         }
 
         // A node's packet to another node's address: its own kube-proxy rules match only

@@ -164,6 +164,16 @@ impl Verdict {
         }
     }
 
+    /// A packet its sender addressed to itself: delivered where it was sent.
+    fn to_itself() -> Verdict {
+        Verdict {
+            outcome: Outcome::Delivered,
+            paths: 1,
+            delivered: 1,
+            masqueraded: false,
+        }
+    }
+
     fn blocked(outcome: Outcome) -> Verdict {
         Verdict {
             outcome,
@@ -1513,12 +1523,7 @@ impl Eval<'_> {
             // detailed trace says); an unscheduled pod has no address to send from.
             Start::Nowhere if q.dst == q.src => {
                 reached(q.dst, q.port);
-                return Verdict {
-                    outcome: Outcome::Delivered,
-                    paths: 1,
-                    delivered: 1,
-                    masqueraded: false,
-                };
+                return Verdict::to_itself();
             }
             Start::Nowhere => return Verdict::blocked(Outcome::Dropped),
             Start::At(n, o) => (n, o),
@@ -1526,12 +1531,7 @@ impl Eval<'_> {
         // A pod's packet to its own address stays in the pod (as the detailed trace says).
         if origin == Origin::LocalPod && q.dst == q.src {
             reached(q.dst, q.port);
-            return Verdict {
-                outcome: Outcome::Delivered,
-                paths: 1,
-                delivered: 1,
-                masqueraded: false,
-            };
+            return Verdict::to_itself();
         }
         let fi = r.fi;
         let mut single = Some((q.dst, q.port));
