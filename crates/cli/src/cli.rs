@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +82,40 @@ pub enum RulesFormat {
     Nft,
     /// Rule and chain counts per node and family.
     Counts,
+}
+
+/// A reachability matrix named on the command line of `diff` and `emulate`, with `reach`'s
+/// selectors.
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The matrix's sources, as `reach --from` takes them.
+    #[arg(long, value_delimiter = ',', requires = "to")]
+    pub reach: Vec<String>,
+    /// The matrix's destinations, as `reach --to` takes them.
+    #[arg(long, value_delimiter = ',', requires = "reach")]
+    pub to: Vec<String>,
+    /// The matrix's family (default: each destination's).
+    #[arg(long, value_enum)]
+    pub family: Option<FamilyArg>,
+    /// The matrix's protocol.
+    #[arg(long, default_value = "tcp")]
+    pub proto: String,
+    /// The matrix's port (default: a Service's own port, else 80).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+impl MatrixArgs {
+    /// The matrix, when `--reach` names one.
+    pub fn query(self) -> Option<knetsim_dataplane::ReachQuery> {
+        (!self.reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
+            from: self.reach,
+            to: self.to,
+            family: self.family.map(FamilyArg::family),
+            proto: self.proto,
+            port: self.port,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,22 +231,9 @@ pub enum Command {
         clean: bool,
         #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
         output: TextOrJson,
-        /// Also probe every cell of this reachability matrix: sources as `reach --from` takes
-        /// them.
-        #[arg(long, value_delimiter = ',', requires = "to")]
-        reach: Vec<String>,
-        /// The matrix's destinations, as `reach --to` takes them.
-        #[arg(long, value_delimiter = ',', requires = "reach")]
-        to: Vec<String>,
-        /// The matrix's family (default: each destination's).
-        #[arg(long, value_enum)]
-        family: Option<FamilyArg>,
-        /// The matrix's protocol.
-        #[arg(long, default_value = "tcp")]
-        proto: String,
-        /// The matrix's port (default: a Service's own port, else 80).
-        #[arg(long)]
-        port: Option<u16>,
+        /// Also probe every cell of a reachability matrix (`--reach FROM --to TO`).
+        #[command(flatten)]
+        matrix: MatrixArgs,
     },
     /// Capacity: what the CIDR and mask choices hold per family and version, under growth and
     /// churn, and across a sweep of alternatives.
@@ -292,20 +313,8 @@ pub enum Command {
         /// Compare kube-proxy's rules line by line.
         #[arg(long)]
         rules: bool,
-        /// Also compare this reachability matrix: sources as `reach --from` takes them.
-        #[arg(long, value_delimiter = ',', requires = "to")]
-        reach: Vec<String>,
-        /// The matrix's destinations, as `reach --to` takes them.
-        #[arg(long, value_delimiter = ',', requires = "reach")]
-        to: Vec<String>,
-        /// The matrix's family.
-        #[arg(long, value_enum)]
-        family: Option<FamilyArg>,
-        /// The matrix's protocol.
-        #[arg(long, default_value = "tcp")]
-        proto: String,
-        /// The matrix's port.
-        #[arg(long)]
-        port: Option<u16>,
+        /// Also compare a reachability matrix (`--reach FROM --to TO`).
+        #[command(flatten)]
+        matrix: MatrixArgs,
     },
 }

@@ -41,33 +41,20 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             sets,
             output,
             rules,
-            reach,
-            to,
-            family,
-            proto,
-            port,
-        } => {
-            let extra = (!reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
-                from: reach,
-                to,
-                family: family.map(crate::cli::FamilyArg::family),
-                proto,
-                port,
-            });
-            diff::diff(
-                diff::Args {
-                    before,
-                    after,
-                    versions,
-                    sets,
-                    rules,
-                    extra,
-                },
-                output,
-                out,
-                err,
-            )
-        }
+            matrix,
+        } => diff::diff(
+            diff::Args {
+                before,
+                after,
+                versions,
+                sets,
+                rules,
+                extra: matrix.query(),
+            },
+            output,
+            out,
+            err,
+        ),
         Command::Trace {
             file,
             from,
@@ -112,21 +99,16 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
             keep,
             clean,
             output,
-            reach,
-            to,
-            family,
-            proto,
-            port,
-        } => {
-            let matrix = (!reach.is_empty()).then(|| knetsim_dataplane::ReachQuery {
-                from: reach,
-                to,
-                family: family.map(crate::cli::FamilyArg::family),
-                proto,
-                port,
-            });
-            emulate::emulate(file.as_deref(), keep, clean, matrix, output, out, err)
-        }
+            matrix,
+        } => emulate::emulate(
+            file.as_deref(),
+            keep,
+            clean,
+            matrix.query(),
+            output,
+            out,
+            err,
+        ),
         Command::Plan {
             file,
             output,
