@@ -166,11 +166,8 @@ fn node_ips(scenario: &Scenario, diags: &mut Vec<Diagnostic>) {
                 .with_help("the kubelet starts with the addresses it could parse"),
             );
         }
-        let unspecified = kubelet.node_ips.len() == 1
-            && kubelet.node_ips[0].is_unspecified()
-            && scenario.version.at_least(18);
-        if !unspecified
-            && let Some(msg) = knetsim_control::components::node_ip_status_error(&kubelet.node_ips)
+        if let knetsim_control::components::NodeAddresses::Refused(msg) =
+            knetsim_control::components::node_addresses(scenario.version, &kubelet.node_ips)
         {
             // pkg/kubelet/kubelet_node_status.go setNodeStatus.
             diags.push(
@@ -204,20 +201,17 @@ pub fn file_start() -> Span {
 #[derive(Debug)]
 pub struct Confined {
     /// The scenario file, resolved (always readable: the user named it).
-    top: Option<PathBuf>,
+    top: PathBuf,
     /// Directories, resolved, under which files may be read.
     roots: Vec<PathBuf>,
 }
 
 impl Confined {
     pub fn for_file(path: &Path) -> Self {
-        let top = std::fs::canonicalize(path).ok();
-        let mut roots: Vec<PathBuf> = top
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .into_iter()
-            .collect();
+        // A scenario file that cannot be resolved (it does not exist) keeps its written path,
+        // so that reading it reports the operating system's reason.
+        let top = std::fs::canonicalize(path).unwrap_or_else(|_| absolute(path));
+        let mut roots: Vec<PathBuf> = top.parent().map(Path::to_path_buf).into_iter().collect();
         ALLOWED.with(|a| {
             roots.extend(
                 a.borrow()
@@ -229,7 +223,7 @@ impl Confined {
     }
 
     fn allows(&self, resolved: &Path) -> bool {
-        self.top.as_deref() == Some(resolved) || self.roots.iter().any(|r| resolved.starts_with(r))
+        self.top == resolved || self.roots.iter().any(|r| resolved.starts_with(r))
     }
 
     /// The refusal. The allowed directories are named relative to the current directory
@@ -266,26 +260,17 @@ impl FileLoader for Confined {
     }
 
     fn load_bytes(&self, path: &Path) -> Result<Vec<u8>, LoadError> {
-        // First the path as written, without touching the filesystem: `../../etc/shadow` is
-        // refused before anything learns whether it exists.
+        // The path as written, folded without touching the filesystem, decides what a refusal
+        // names: `../../etc/shadow` is refused as written, whether or not it exists (a path
+        // through a symlinked directory that resolves inside is still read).
         let lexical = absolute(path);
-        let is_top = self
-            .top
-            .as_deref()
-            .is_some_and(|t| std::fs::canonicalize(path).is_ok_and(|c| c == t) || lexical == t);
-        if !is_top && !self.roots.iter().any(|r| lexical.starts_with(r)) {
-            // The roots are resolved; a path written through a symlinked directory that
-            // resolves inside them is still fine, so resolve before refusing.
-            match std::fs::canonicalize(path) {
-                Ok(resolved) if self.allows(&resolved) => {}
-                Ok(_) | Err(_) => return Err(self.outside(lexical)),
-            }
+        let inside = self.allows(&lexical);
+        match std::fs::canonicalize(path) {
+            Ok(resolved) if self.allows(&resolved) => read_capped(&resolved),
+            Ok(resolved) if inside => Err(self.outside(resolved)),
+            Err(e) if inside => Err(LoadError::Io(e.to_string())),
+            Ok(_) | Err(_) => Err(self.outside(lexical)),
         }
-        let resolved = std::fs::canonicalize(path).map_err(|e| LoadError::Io(e.to_string()))?;
-        if !self.allows(&resolved) {
-            return Err(self.outside(resolved));
-        }
-        read_capped(&resolved)
     }
 }
 

@@ -248,6 +248,36 @@ fn parse_node_ip(
     Ok((ips, ignored))
 }
 
+/// What the kubelet publishes as the Node's addresses, from its parsed `--node-ip`
+/// (pkg/kubelet/nodestatus `NodeAddress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeAddresses {
+    /// No `--node-ip`: the host's addresses.
+    Host,
+    /// `--node-ip=0.0.0.0` or `::` (since 1.18): not an address but "detect one, preferring
+    /// this family" — the address of the host's default route.
+    Detect(knetsim_ipam::Family),
+    /// The given addresses.
+    Given(Vec<IpAddr>),
+    /// `validateNodeIP` refuses the primary address (its message): the status update fails
+    /// and the Node has no addresses.
+    Refused(String),
+}
+
+/// [`NodeAddresses`] for a kubelet of `version` given `node_ips`.
+pub fn node_addresses(version: KubeVersion, node_ips: &[IpAddr]) -> NodeAddresses {
+    match node_ips {
+        [] => NodeAddresses::Host,
+        [ip] if ip.is_unspecified() && version.at_least(18) => {
+            NodeAddresses::Detect(knetsim_ipam::Family::of_ip(&ip.to_canonical()))
+        }
+        ips => match node_ip_status_error(ips) {
+            Some(msg) => NodeAddresses::Refused(msg),
+            None => NodeAddresses::Given(ips.to_vec()),
+        },
+    }
+}
+
 /// `validateNodeIP` for the primary node IP, as the node-status update reports it
 /// (`failed to validate nodeIP: …`). The kubelet keeps running; the node's addresses are not
 /// updated. The host-interface check is not modelled: a knetsim node has the addresses it is

@@ -42,7 +42,10 @@ pub use apiserver::{ApiServerConfig, DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_IP
 pub use controller_manager::{
     DEFAULT_NODE_MASK_IPV4, DEFAULT_NODE_MASK_IPV6, KcmConfig, node_ipam_controller_name,
 };
-pub use kubelet::{DEFAULT_MAX_PODS, KubeletConfig, KubeletNode, node_ip_status_error};
+pub use kubelet::{
+    DEFAULT_MAX_PODS, KubeletConfig, KubeletNode, NodeAddresses, node_addresses,
+    node_ip_status_error,
+};
 pub use proxy::DEFAULT_MASQUERADE_BIT;
 
 /// Which Service IP allocator the API server runs: the legacy bitmap, or the KEP-1880

@@ -331,21 +331,19 @@ impl<'a> Sim<'a> {
             &spec.kubelet,
             spec.node_ip.as_ref().map(|s| s.value.as_str()),
         ) {
-            Ok(ips) if ips.is_empty() => self.default_node_ips(),
-            // `--node-ip=0.0.0.0` (or `::`) is not an address but "detect one, preferring
-            // this family" (kubelet nodestatus NodeAddress, since 1.18): the address of the
-            // host's default route, here the node's default address of that family.
-            Ok(ips) if ips.len() == 1 && ips[0].is_unspecified() && self.version.at_least(18) => {
-                let want = Family::of_ip(&ips[0].to_canonical());
-                let mut auto = self.default_node_ips_of(&[want]);
-                auto.truncate(1);
-                auto
-            }
-            Ok(ips) => match components::node_ip_status_error(&ips) {
-                // kubelet nodestatus NodeAddress: validateNodeIP fails, setNodeStatus logs
-                // "Failed to set some node status fields" and the Node is registered without
-                // addresses (its other conditions are set as usual).
-                Some(msg) => {
+            Ok(ips) => match components::node_addresses(self.version, &ips) {
+                components::NodeAddresses::Host => self.default_node_ips(),
+                // The host's default-route address of that family: here the node's default
+                // address of that family.
+                components::NodeAddresses::Detect(family) => {
+                    let mut auto = self.default_node_ips_of(&[family]);
+                    auto.truncate(1);
+                    auto
+                }
+                components::NodeAddresses::Given(ips) => ips,
+                // setNodeStatus logs "Failed to set some node status fields" and the Node is
+                // registered without addresses (its other conditions are set as usual).
+                components::NodeAddresses::Refused(msg) => {
                     self.event(
                         "Warning",
                         "NodeAddressesNotSet",
@@ -355,7 +353,6 @@ impl<'a> Sim<'a> {
                     );
                     Vec::new()
                 }
-                None => ips,
             },
             Err(msg) => {
                 self.event("Warning", "KubeletNotStarted", involved, "kubelet", msg);
