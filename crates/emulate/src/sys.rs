@@ -54,19 +54,7 @@ pub fn run(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
 /// [`run`], returning the command's standard output.
 pub fn run_output(program: &str, args: &[&str], stdin: &str) -> Result<String, String> {
     let _running = InFlight::start()?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{program}: {e}"))?;
+    let out = fed(program, args, stdin, Stdio::piped())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -97,20 +85,7 @@ pub fn exec_in_output(ns: &str, program: &[&str], text: &str) -> Result<String, 
 
 /// [`run`], even while the signal handler stops the run (for the removal itself).
 fn run_anyway(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if let Some(mut input) = child.stdin.take() {
-        // A tool that stops reading early reports why on stderr; the write error adds nothing.
-        let _ = input.write_all(stdin.as_bytes());
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{program}: {e}"))?;
+    let out = fed(program, args, stdin, Stdio::null())?;
     if out.status.success() {
         Ok(())
     } else {
@@ -120,6 +95,29 @@ fn run_anyway(program: &str, args: &[&str], stdin: &str) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// Runs `program` with `stdin` written to it, and waits for it (standard error captured).
+fn fed(
+    program: &str,
+    args: &[&str],
+    stdin: &str,
+    stdout: Stdio,
+) -> Result<std::process::Output, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut input) = child.stdin.take() {
+        // A tool that stops reading early reports why on stderr; the write error adds nothing.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))
 }
 
 /// Checks a namespace name is one of a run's (the guard against ever touching another).
@@ -172,7 +170,12 @@ pub fn delete_namespaces(names: &[String]) -> Result<(), String> {
     if batch.is_empty() {
         return Ok(());
     }
-    run_anyway("ip", &["-force", "-batch", "-"], &batch)
+    // Another `--clean` (or a run's own teardown) may delete some of them meanwhile: what
+    // matters is that none is left.
+    match run_anyway("ip", &["-force", "-batch", "-"], &batch) {
+        Err(_) if names.iter().all(|n| !Path::new(NETNS_DIR).join(n).exists()) => Ok(()),
+        r => r,
+    }
 }
 
 /// The namespaces under [`NETNS_DIR`] whose name starts with `prefix`.
